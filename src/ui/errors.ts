@@ -61,6 +61,16 @@ export class TimeoutError extends UserError {
   }
 }
 
+/** The user pressed Ctrl-C (SIGINT); whatever was under way has been cancelled. */
+export class InterruptedError extends UserError {
+  constructor(what?: string) {
+    super(what === undefined ? 'Interrupted.' : `Interrupted while ${what}.`, {
+      exitCode: ExitCode.interrupted,
+    });
+    this.name = 'InterruptedError';
+  }
+}
+
 export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }

@@ -1,0 +1,34 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../ui/base-command.js';
+import { NotImplementedError } from '../ui/errors.js';
+import { Issue } from '../ui/issues.js';
+import { machinesArg, parallelFlag } from '../ui/machine-flags.js';
+
+export default class Halt extends BaseCommand {
+  static override summary = 'Shut the machines down.';
+  static override description = `Asks each running machine to shut down (ACPI, or the guest agent when the box has one) and waits up to --timeout seconds; a machine still running then is powered off. --force powers off at once, like pulling the plug. Disks and the machine's state are kept: 'vmenv up' starts it again.`;
+
+  static override examples = [
+    { description: 'Shut down every machine of the project.', command: '<%= config.bin %> <%= command.id %>' },
+    { description: 'Give one machine two minutes to shut down.', command: '<%= config.bin %> <%= command.id %> db --timeout 120' },
+    { description: 'Power a hung machine off.', command: '<%= config.bin %> <%= command.id %> web --force' },
+  ];
+
+  static override args = machinesArg;
+  static override strict = false;
+  static override flags = {
+    force: Flags.boolean({ char: 'f', description: 'Power off at once instead of a graceful shutdown.' }),
+    timeout: Flags.integer({
+      description: 'Seconds to wait for a graceful shutdown before powering off.',
+      default: 60,
+      min: 0,
+      helpValue: '<seconds>',
+    }),
+    ...parallelFlag,
+  };
+
+  async run(): Promise<void> {
+    await this.parse(Halt);
+    throw new NotImplementedError('halt', Issue.lifecycle);
+  }
+}

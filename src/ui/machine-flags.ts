@@ -1,0 +1,38 @@
+import { Args, Flags } from '@oclif/core';
+
+/**
+ * Arguments and flags shared by the machine commands. Machine commands take any
+ * number of machine names (as named in vmenv.yaml); none means every machine of the
+ * project. They set `static strict = false` so the argument may repeat.
+ */
+export const machinesArg = {
+  machine: Args.string({
+    description: 'Machine names from vmenv.yaml (default: every machine of the project).',
+  }),
+};
+
+/** One machine: the named one, or the project's only (or primary) machine. */
+export const machineArg = {
+  machine: Args.string({
+    description: "Machine name from vmenv.yaml (default: the project's primary machine).",
+  }),
+};
+
+export const provisionFlags = {
+  provision: Flags.boolean({
+    description: 'Run the provisioners (default: only on the first up; --no-provision skips them).',
+    allowNo: true,
+  }),
+  'provision-with': Flags.string({
+    description: 'Run only these provisioners, by name or type (shell, file, ansible). Repeatable.',
+    multiple: true,
+    helpValue: '<name>',
+  }),
+};
+
+export const parallelFlag = {
+  parallel: Flags.boolean({
+    description: 'Act on the machines in parallel (shared resources are locked).',
+    allowNo: true,
+  }),
+};

@@ -1,0 +1,179 @@
+/**
+ * The built CLI, run as a user runs it: `node bin/run.js ...` as a child process.
+ * Needs `npm run build` (done here when dist/ or the manifest is missing).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = join(root, 'bin', 'run.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function vmenv(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Commands that exist as topics but are not built yet, with arguments they need to parse. */
+const notBuilt: Array<{ id: string; args: string[] }> = [
+  { id: 'up', args: [] },
+  { id: 'halt', args: [] },
+  { id: 'destroy', args: ['--force'] },
+  { id: 'ssh', args: [] },
+  { id: 'ssh-config', args: [] },
+  { id: 'provision', args: [] },
+  { id: 'status', args: [] },
+  { id: 'reload', args: [] },
+  { id: 'suspend', args: [] },
+  { id: 'resume', args: [] },
+  { id: 'init', args: [] },
+  { id: 'box build', args: ['tiny'] },
+  { id: 'box add', args: ['./tiny.box'] },
+  { id: 'box list', args: [] },
+  { id: 'box remove', args: ['tiny'] },
+];
+const allCommands = [...notBuilt.map((c) => c.id), 'doctor'];
+
+/** The libvirt URI of the test harness, if there is one. */
+async function harnessUri(): Promise<string | undefined> {
+  const harness = '../support/harness.js'; // written by the harness's owner; may not exist yet
+  try {
+    const mod = (await import(harness)) as { testHost?: () => unknown };
+    const host = (await mod.testHost?.()) as { uri?: unknown } | string | undefined;
+    if (typeof host === 'string') return host;
+    if (host !== undefined && typeof host.uri === 'string') return host.uri;
+  } catch {
+    // no harness module: fall back to the environment
+  }
+  return process.env['VMENV_TEST_URI'] || undefined;
+}
+
+beforeAll(() => {
+  if (!existsSync(join(root, 'dist', 'commands', 'doctor.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
+    execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
+  }
+});
+
+describe('vmenv (built CLI)', () => {
+  it('--version prints vmenv/<version> <platform> node-<version> and exits 0', async () => {
+    const r = await vmenv(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^vmenv\/\d+\.\d+\.\d+\S* \S+ node-v\d+/);
+  });
+
+  it('--help lists every top-level command and the box topic', async () => {
+    const r = await vmenv(['--help']);
+    expect(r.code).toBe(0);
+    for (const id of allCommands.filter((c) => !c.startsWith('box '))) {
+      expect(r.stdout).toMatch(new RegExp(`^\\s+${id}\\s`, 'm'));
+    }
+    expect(r.stdout).toMatch(/^\s+box\s/m);
+    const box = await vmenv(['box', '--help']);
+    for (const sub of ['build', 'add', 'list', 'remove']) expect(box.stdout).toMatch(new RegExp(`box ${sub}\\s`));
+  });
+
+  it.each(allCommands)("'%s --help' shows a description and an example", async (id) => {
+    const r = await vmenv([...id.split(' '), '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('DESCRIPTION');
+    expect(r.stdout).toContain('EXAMPLES');
+    expect(r.stdout).toContain(`$ vmenv ${id}`);
+  });
+
+  it.each(notBuilt)('vmenv $id: not built yet, exits 4 and says so', async ({ id, args }) => {
+    const r = await vmenv([...id.split(' '), ...args]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain(`'vmenv ${id}' is not built yet`);
+    expect(r.stderr).toMatch(/^Hint: It arrives with issue #\d/m);
+    expect(r.stdout).toBe('');
+  });
+
+  it('a not-built command with --json prints the error as JSON', async () => {
+    const r = await vmenv(['status', '--json']);
+    expect(r.code).toBe(4);
+    const doc = JSON.parse(r.stdout) as { error: { message: string; hint: string; code: string } };
+    expect(doc.error.code).toBe('notImplemented');
+    expect(doc.error.message).toContain('not built yet');
+    expect(doc.error.hint).toContain('issue #4');
+  });
+
+  it('an unknown flag exits 2 with the usage', async () => {
+    const r = await vmenv(['up', '--no-such-flag']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Error: Nonexistent flag: --no-such-flag');
+    expect(r.stderr).toContain('Usage: vmenv up [MACHINE...]');
+  });
+
+  it('a missing required argument and a bad option value exit 2', async () => {
+    expect((await vmenv(['box', 'add'])).code).toBe(2);
+    expect((await vmenv(['suspend', '--mode', 'sleep'])).code).toBe(2);
+  });
+
+  it('an unknown command exits 2', async () => {
+    const r = await vmenv(['no-such-command']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no-such-command');
+  });
+
+  it('doctor --json reports every check as data', async () => {
+    const uri = await harnessUri();
+    const r = await vmenv(['doctor', '--json', ...(uri === undefined ? [] : ['--uri', uri])]);
+    expect([0, 1]).toContain(r.code);
+    const report = JSON.parse(r.stdout) as {
+      ok: boolean;
+      domainType: string;
+      checks: Array<{ name: string; status: string; detail: string; fix: string | null }>;
+    };
+    expect(r.code).toBe(report.ok ? 0 : 1);
+    expect(['kvm', 'qemu']).toContain(report.domainType);
+    expect(report.checks.map((c) => c.name)).toEqual([
+      'node',
+      'virtualization',
+      'qemu-system-x86_64',
+      'qemu-img',
+      'virsh',
+      'rsync',
+      'ssh',
+      'iso-tool',
+      'libvirt',
+    ]);
+    for (const check of report.checks) {
+      expect(['ok', 'warn', 'fail']).toContain(check.status);
+      expect(check.detail).not.toBe('');
+      if (check.status === 'ok') expect(check.fix).toBeNull();
+      else expect(typeof check.fix).toBe('string');
+    }
+    expect(report.checks[0]?.status).toBe('ok');
+    const libvirt = report.checks.find((c) => c.name === 'libvirt');
+    // When the harness's daemon is up, doctor must reach it.
+    const socket = uri === undefined ? undefined : new URL(uri).searchParams.get('socket');
+    if (socket !== undefined && socket !== null && existsSync(socket)) {
+      expect(libvirt?.status, libvirt?.detail).toBe('ok');
+      expect(libvirt?.detail).toContain(uri);
+    }
+  });
+
+  it('doctor prints a readable report', async () => {
+    const r = await vmenv(['doctor', '--timeout', '5']);
+    expect([0, 1]).toContain(r.code);
+    expect(r.stdout).toMatch(/^\[ ok \] node /m);
+    expect(r.stdout).toMatch(/^\[(?: ok |warn|FAIL)\] libvirt /m);
+  });
+});
