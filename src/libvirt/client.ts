@@ -111,7 +111,11 @@ const listOf =
 export class LibvirtClient {
   private readonly lifecycleListeners = new Map<number, (e: DomainLifecycleEvent) => void>();
 
-  constructor(readonly rpc: RpcConnection) {
+  /** `uri` names the daemon in messages; the client works without it. */
+  constructor(
+    readonly rpc: RpcConnection,
+    readonly uri = 'libvirt',
+  ) {
     rpc.setMessageHandler((procedure, r) => {
       if (procedure !== Proc.DomainEventCallbackLifecycle) return;
       const callbackId = r.int();
