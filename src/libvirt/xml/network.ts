@@ -50,7 +50,7 @@ export interface NetworkIpv4 {
   prefix: number;
   /**
    * dnsmasq DHCP. `range` is the dynamic pool (both ends inside the subnet, not the
-   * host's address); `hosts` are fixed leases, also inside the subnet. Left out: no DHCP.
+   * host's address, at most 65535 addresses); `hosts` are fixed leases, also inside the subnet. Left out: no DHCP.
    */
   dhcp?: {
     range?: { start: string; end: string };
@@ -62,7 +62,7 @@ export interface NetworkSpec {
   name: string;
   /** Left out, libvirt generates one. */
   uuid?: string;
-  /** Default `{ mode: 'nat' }`. */
+  /** Default `{ mode: 'nat' }`. Every mode but `none` needs `ipv4`. */
   forward?: NetworkForward;
   bridge?: NetworkBridge;
   /** MAC of the bridge itself; left out, libvirt generates one. */
@@ -101,6 +101,9 @@ function ipv4Xml(ip: NetworkIpv4): XmlElement {
       const start = inside('ipv4.dhcp.range.start', range.start);
       const end = inside('ipv4.dhcp.range.end', range.end);
       if (start > end) throw new XmlSpecError('ipv4.dhcp.range', `starts (${range.start}) after it ends (${range.end})`);
+      if (end - start + 1 > 65535) {
+        throw new XmlSpecError('ipv4.dhcp.range', `${range.start}-${range.end} holds more than 65535 addresses, libvirt's limit`);
+      }
       if (start <= address && address <= end) {
         throw new XmlSpecError('ipv4.dhcp.range', `${range.start}-${range.end} includes the host's own address ${ip.address}`);
       }
@@ -138,6 +141,9 @@ export function networkElement(spec: NetworkSpec): XmlElement {
   }
   const dev = fwd.dev === undefined ? undefined : checkDeviceName('forward.dev', fwd.dev);
   const forward = fwd.mode === 'none' ? undefined : el('forward', { mode: fwd.mode, dev });
+  if (fwd.mode !== 'none' && spec.ipv4 === undefined) {
+    throw new XmlSpecError('ipv4', `${fwd.mode} forwarding needs an IPv4 address for the host on the network`, "Give ipv4, or use forward mode 'none' for a network without addresses.");
+  }
 
   const b = spec.bridge;
   const bridge =

@@ -4,7 +4,8 @@
  * test with a hint; it is never a reason to skip.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,7 +15,7 @@ export function readExpected(name: string): string {
   return readFileSync(join(expectedDir, name), 'utf8');
 }
 
-const PACKAGES: Record<string, string> = { 'virt-xml-validate': 'libvirt-clients', xmllint: 'libxml2-utils' };
+const PACKAGES: Record<string, string> = { 'virt-xml-validate': 'libvirt-clients', virsh: 'libvirt-clients', xmllint: 'libxml2-utils' };
 
 function requireTool(tool: string): void {
   const probe = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
@@ -49,4 +50,29 @@ export function xpathString(xml: string, expr: string): string {
 export function assertWellFormed(xml: string): void {
   requireTool('xmllint');
   execFileSync('xmllint', ['--noout', '-'], { input: xml, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+const DEFINE: Record<Schema, string[]> = {
+  domain: ['define'],
+  network: ['net-define'],
+  storagepool: ['pool-define'],
+  storagevol: ['vol-create', 'default-pool'],
+};
+
+/**
+ * Have libvirt's own XML parser read the document: define it on the in-process test
+ * driver (`test:///default`, no daemon, nothing persists). This catches what the RNG
+ * schema lets through but libvirt 9.0 rejects (e.g. `<backend type='passt'/>`).
+ */
+export function parseWithLibvirt(xml: string, schema: Schema): void {
+  requireTool('virsh');
+  const dir = mkdtempSync(join(tmpdir(), 'vmenv-xml-'));
+  try {
+    const file = join(dir, `${schema}.xml`);
+    writeFileSync(file, xml);
+    const r = spawnSync('virsh', ['-q', '-c', 'test:///default', ...(DEFINE[schema] ?? []), file], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status !== 0) throw new Error(`libvirt (test driver) rejected the ${schema} document:\n${r.stderr}\n---\n${xml}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
