@@ -157,7 +157,7 @@ export function parseLibvirtUri(input: string): LibvirtUri {
   if (hostPort.startsWith('[')) {
     const close = hostPort.indexOf(']');
     if (close < 0) fail(raw, 'an IPv6 address opened with "[" is not closed with "]"');
-    host = hostPort.slice(1, close);
+    host = decode(raw, hostPort.slice(1, close), 'IPv6 address');
     if (!/^[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?$/.test(host) || !host.includes(':')) {
       fail(raw, `"[${host}]" is not an IPv6 address`);
     }
@@ -296,7 +296,7 @@ function formatQuery(pairs: ReadonlyArray<readonly [string, string]>): string {
 }
 
 function formatHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
+  return host.includes(':') ? `[${host.replace(/%/g, '%25')}]` : host;
 }
 
 /**
