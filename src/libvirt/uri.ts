@@ -468,6 +468,8 @@ export interface ResolvedUri {
   source: UriSource;
   /** One line for `vmenv doctor`: why this URI was chosen. */
   reason: string;
+  /** For a local (unix) URI: the socket it uses, by the rules of unixSocketFor. */
+  socket?: string;
 }
 
 export interface ResolveUriOptions {
@@ -481,6 +483,9 @@ export interface ResolveUriOptions {
   probe?: (socketPath: string) => Promise<boolean>;
   /** Candidate system sockets, in order; default the direct and legacy qemu sockets. */
   systemSockets?: string[];
+  /** Passed to unixSocketFor when reporting the socket of a local URI. */
+  exists?: (path: string) => boolean;
+  haveDaemon?: (name: string) => boolean;
 }
 
 function nonEmpty(s: string | undefined): string | undefined {
@@ -493,6 +498,23 @@ function nonEmpty(s: string | undefined): string | undefined {
  * socket, else `qemu:///session`. A set-but-invalid URI is an error (not skipped).
  */
 export async function resolveUri(opts: ResolveUriOptions = {}): Promise<ResolvedUri> {
+  const r = await pickUri(opts);
+  if (r.uri.transport === 'unix') {
+    const env = opts.env ?? process.env;
+    const se: SocketEnv = {
+      uid: opts.uid ?? processSocketEnv().uid,
+      env,
+      home: opts.home ?? env.HOME ?? homedir(),
+    };
+    if (opts.runtimeDir !== undefined) se.runtimeDir = opts.runtimeDir;
+    if (opts.exists !== undefined) se.exists = opts.exists;
+    if (opts.haveDaemon !== undefined) se.haveDaemon = opts.haveDaemon;
+    r.socket = unixSocketFor(r.uri, se).path;
+  }
+  return r;
+}
+
+async function pickUri(opts: ResolveUriOptions): Promise<ResolvedUri> {
   const env = opts.env ?? process.env;
   const configured = nonEmpty(opts.configured);
   if (configured !== undefined) {

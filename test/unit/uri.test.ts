@@ -264,6 +264,23 @@ describe('resolveUri', () => {
     expect(formatLibvirtUri(r.uri)).toBe('qemu:///session');
   });
 
+  it('reports the socket a local URI uses', async () => {
+    const user = await resolveUri({
+      env: { XDG_RUNTIME_DIR: '/run/user/1000' },
+      uid: 1000,
+      probe: noSocket,
+      exists: () => false,
+      haveDaemon: () => false,
+    });
+    expect(user.socket).toBe('/run/user/1000/libvirt/libvirt-sock');
+    const root = await resolveUri({ env: {}, uid: 0, home: '/root', probe: noSocket, exists: () => false, haveDaemon: () => false });
+    expect(root.socket).toBe('/run/libvirt/libvirt-sock');
+    const sys = await resolveUri({ env: {}, uid: 1000, home: '/h', runtimeDir: '/rt', probe: systemUp, exists: () => false });
+    expect(sys.socket).toBe('/run/libvirt/libvirt-sock');
+    const remote = await resolveUri({ configured: 'qemu+ssh://h/system', probe: noSocket });
+    expect(remote.socket).toBeUndefined();
+  });
+
   it('probes the real system socket by default without throwing', async () => {
     const r = await resolveUri({ env: {}, systemSockets: ['/nonexistent/vmenv-test/libvirt-sock'] });
     expect(r.source).toBe('session-default');

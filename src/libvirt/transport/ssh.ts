@@ -743,8 +743,9 @@ export function sshDialerForUri(u: LibvirtUri, opts: SshUriDialerOptions = {}): 
     host: u.host ?? 'localhost',
     command,
     verify,
-    remoteSocket: proxy === 'native' ? `(chosen by virt-ssh-helper for ${sshHelperUri(u)})` : socket,
   };
+  // With virt-ssh-helper the far side picks the socket itself; its own message names it.
+  if (proxy === 'netcat') o.remoteSocket = socket;
   if (u.port !== undefined) o.port = u.port;
   if (u.user !== undefined) o.user = u.user;
   if (u.params.keyfile !== undefined) o.keyFile = u.params.keyfile;
