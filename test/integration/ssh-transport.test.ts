@@ -53,22 +53,31 @@ function header(proc: number, serial: number, length = 28): Buffer {
   return b;
 }
 
-/** Read exactly n bytes. */
-function readBytes(s: Duplex, n: number): Promise<Buffer> {
+/** Read exactly n bytes; fail after ms rather than hang. */
+function readBytes(s: Duplex, n: number, ms = 15_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
-    const onData = (d: Buffer): void => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length >= n) {
-        s.off('data', onData);
-        s.off('error', reject);
-        s.pause();
+    const finish = (err?: Error): void => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('error', finish);
+      s.off('end', onEnd);
+      s.pause();
+      if (err) reject(err);
+      else {
         if (buf.length > n) s.unshift(buf.subarray(n));
         resolve(buf.subarray(0, n));
       }
     };
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= n) finish();
+    };
+    const onEnd = (): void => finish(new Error(`the stream ended after ${buf.length} of ${n} bytes`));
+    const timer = setTimeout(() => finish(new Error(`no reply from the daemon within ${ms} ms (${buf.length} of ${n} bytes)`)), ms);
     s.on('data', onData);
-    s.once('error', reject);
+    s.once('error', finish);
+    s.once('end', onEnd);
     s.resume();
   });
 }
