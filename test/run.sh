@@ -36,8 +36,23 @@ fi
 # shellcheck source=/dev/null
 . /var/lib/vmenv-test-host/env
 
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 set +e
-npx vitest run "$@"
+npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@"
 status=$?
 set -e
+# A plain closing line, whatever the reporter: "N passed, N failed[, N skipped]".
+# In CI a skipped test fails the run: nothing may skip there.
+if [ -s "$results" ]; then
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+    if (process.env.CI === "true" && skipped > 0) {
+      console.error("CI: tests were skipped; nothing may skip in CI");
+      process.exit(1);
+    }
+  ' "$results" || status=1
+fi
 exit "$status"

@@ -21,7 +21,7 @@ import {
 } from './protocol/types.js';
 import type { XdrReader, XdrWriter } from './protocol/xdr.js';
 import { RpcConnection, type KeepaliveOptions } from './rpc.js';
-import { downloadStream, uploadStream, type TransferOptions } from './stream.js';
+import { downloadStream, readFileChunks, uploadStream, type TransferOptions, type UploadChunk } from './stream.js';
 
 export interface DomainStateInfo {
   state: number;
@@ -498,7 +498,7 @@ export class LibvirtClient {
    */
   storageVolUpload(
     v: StorageVolRef,
-    source: AsyncIterable<Uint8Array>,
+    source: AsyncIterable<UploadChunk>,
     options: TransferOptions & { offset?: bigint; length?: bigint } = {},
   ): Promise<number> {
     return uploadStream(
@@ -511,6 +511,10 @@ export class LibvirtClient {
       source,
       options,
     );
+  }
+  /** Uploads a file as it is (a qcow2 file stays qcow2), at the speed of the disk. */
+  storageVolUploadFile(v: StorageVolRef, path: string, options: TransferOptions = {}): Promise<number> {
+    return this.storageVolUpload(v, readFileChunks(path, options.chunkSize), options);
   }
   storageVolDownload(
     v: StorageVolRef,

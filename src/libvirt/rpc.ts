@@ -18,6 +18,9 @@ import { procedureName } from './protocol/procedures.js';
 import { readError } from './protocol/types.js';
 import { XdrReader, XdrWriter } from './protocol/xdr.js';
 
+/** Bytes of stream data that may wait in the transport's buffer before a sender pauses. */
+const STREAM_WRITE_AHEAD = 4 * 1024 * 1024;
+
 export type ArgsWriter = (w: XdrWriter) => void;
 export type RetReader<T> = (r: XdrReader) => T;
 
@@ -147,11 +150,16 @@ export class RpcConnection {
    * Sends one stream packet for the stream opened with `serial`. Resolves once the
    * transport accepted it, waiting for 'drain' when its buffer is full (backpressure).
    */
-  async sendStream(procedure: number, serial: number, status: MessageStatus, data?: Uint8Array): Promise<void> {
+  async sendStream(
+    procedure: number,
+    serial: number,
+    status: MessageStatus,
+    data?: Uint8Array,
+    onWritten?: () => void,
+  ): Promise<void> {
     if (this.closedWith) throw this.closedWith;
-    const size = HEADER_SIZE + (data?.length ?? 0);
-    const buf = Buffer.allocUnsafe(size);
-    writeHeader(buf, size, {
+    const header = Buffer.allocUnsafe(HEADER_SIZE);
+    writeHeader(header, HEADER_SIZE + (data?.length ?? 0), {
       program: REMOTE_PROGRAM,
       version: REMOTE_PROTOCOL_VERSION,
       procedure,
@@ -159,8 +167,17 @@ export class RpcConnection {
       serial,
       status,
     });
-    if (data) buf.set(data, HEADER_SIZE);
-    if (!this.socket.write(buf)) await this.waitDrain();
+    if (data && data.length > 0) {
+      // Header and data go out together in one writev: the data is never copied.
+      this.socket.cork();
+      this.socket.write(header);
+      this.socket.write(data, onWritten && (() => onWritten()));
+      process.nextTick(() => this.socket.uncork());
+    } else {
+      this.socket.write(header);
+    }
+    // Keep a few packets queued so the daemon never waits for us, and no more.
+    if (this.socket.writableLength > STREAM_WRITE_AHEAD) await this.waitDrain();
   }
 
   /** Stops routing packets of a stream to its sink. */

@@ -124,7 +124,7 @@ describe('storage', () => {
     const vol = await client.storageVolCreateXml(pool, volumeXml({ name: 'base.qcow2', capacityBytes: 256 * MiB, format: 'qcow2' }));
     created.push(vol);
     let lastProgress = 0;
-    const sent = await client.storageVolUpload(vol, createReadStream(image, { highWaterMark: 4 * MiB }), {
+    const sent = await client.storageVolUploadFile(vol, image, {
       onProgress: (n) => (lastProgress = n),
     });
     expect(sent).toBe(size);

@@ -53,7 +53,8 @@ class MemoryEnd extends Duplex {
       callback(sysError('EPIPE', 'the other end of the in-memory pair is closed'));
       return;
     }
-    if (peer.push(chunk)) {
+    // Copy, as a kernel socket does: once a write is acknowledged the writer may reuse its buffer.
+    if (peer.push(Buffer.from(chunk))) {
       callback();
     } else {
       peer.waitingPeerWrite = callback;

@@ -245,3 +245,44 @@ describe('streams', () => {
     ).rejects.toThrow(/I\/O error/);
   });
 });
+
+describe('file uploads', () => {
+  it('reads the file into a few reused buffers without corrupting data in flight', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readFileChunks } = await import('../../../src/libvirt/stream.js');
+    const dir = await mkdtemp(join(tmpdir(), 'vmenv-unit-'));
+    try {
+      const data = Buffer.alloc(5 * 262_120 + 999);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 12)) & 0xff;
+      const path = join(dir, 'image');
+      await writeFile(path, data);
+
+      const { client, daemon } = setup();
+      let serial = 0;
+      daemon.on(Proc.StorageVolUpload, (_a, p) => {
+        serial = p.header.serial;
+        return { ok: () => undefined };
+      });
+      const got: Buffer[] = [];
+      daemon.onStream = (p) => {
+        if (p.header.status === MessageStatus.continue) got.push(Buffer.from(p.payload));
+        if (p.header.status === MessageStatus.ok) daemon.sendStream(serial, p.header.procedure, MessageStatus.ok);
+      };
+      // Two buffers only: a buffer reused before its packet was written would show here.
+      const sent = await client.storageVolUpload({ pool: 'p', name: 'v', key: 'k' }, readFileChunks(path, 262_120, 2));
+      expect(sent).toBe(data.length);
+      expect(Buffer.concat(got).equals(data)).toBe(true);
+
+      const chunks: number[] = [];
+      for await (const c of readFileChunks(path, 1 << 20, 1)) {
+        chunks.push(c.data.length);
+        c.release();
+      }
+      expect(chunks.reduce((a, b) => a + b, 0)).toBe(data.length);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
