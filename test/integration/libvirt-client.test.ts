@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DomainEventType,
+  DomainInterfaceAddressSource,
+  DomainShutdownFlags,
   DomainState,
   DomainUndefineFlags,
   formatUuid,
@@ -217,6 +219,9 @@ describe('domains', () => {
       await client.domainResume(dom);
       await waitFor(events, (e) => e.event === DomainEventType.resumed, 10_000, 'resumed event');
 
+      // A guest with no OS ignores the power button, but libvirt accepts the request.
+      await client.domainShutdown(dom, DomainShutdownFlags.acpiPowerButton);
+
       await client.domainDestroy(dom);
       await waitFor(events, (e) => e.event === DomainEventType.stopped, 10_000, 'stopped event');
       expect((await client.domainGetState(dom)).state).toBe(DomainState.shutoff);
@@ -228,6 +233,78 @@ describe('domains', () => {
     } finally {
       await off();
     }
+  });
+});
+
+describe('snapshots, leases and managed save', () => {
+  const name = `vmenv-it-snap-${suffix}`;
+  const netName = `vmenv-it-snapnet-${suffix}`;
+  const third = 100 + ((parseInt(suffix.slice(2, 4), 16) + 50) % 100);
+  let pool: StoragePoolRef;
+  let disk: StorageVolRef | undefined;
+  let dom: DomainRef | undefined;
+
+  afterAll(async () => {
+    if (dom) {
+      await client.domainDestroy(dom).catch(() => undefined);
+      await client.domainUndefine(dom, DomainUndefineFlags.snapshotsMetadata | DomainUndefineFlags.managedSave).catch(() => undefined);
+    }
+    if (disk) await client.storageVolDelete(disk).catch(() => undefined);
+    const net = await client.networkLookupByName(netName).catch(() => undefined);
+    if (net) {
+      await client.networkDestroy(net).catch(() => undefined);
+      await client.networkUndefine(net).catch(() => undefined);
+    }
+  });
+
+  it('creates, lists, reverts to and deletes snapshots, and reads interface addresses', async () => {
+    pool = await client.storagePoolLookupByName(host.pool);
+    disk = await client.storageVolCreateXml(pool, volumeXml({ name: `${name}.qcow2`, capacityBytes: 64 * MiB }));
+    const net = await client.networkDefineXml(
+      networkXml({ name: netName, forward: { mode: 'none' }, ipv4: { address: `10.232.${third}.1`, prefix: 24, dhcp: { range: { start: `10.232.${third}.10`, end: `10.232.${third}.20` } } } }),
+    );
+    await client.networkCreate(net);
+    const mac = '52:54:00:aa:bb:01';
+    dom = await client.domainDefineXml(
+      domainXml({
+        name,
+        type: 'qemu',
+        memoryMiB: 64,
+        vcpus: 1,
+        rng: false,
+        guestAgent: false,
+        disks: [{ source: { kind: 'volume', pool: host.pool, volume: `${name}.qcow2` }, target: 'vda' }],
+        interfaces: [{ type: 'network', network: netName, mac }],
+      }),
+    );
+
+    const first = await client.domainSnapshotCreateXml(dom, `<domainsnapshot><name>first</name></domainsnapshot>`);
+    expect(first.name).toBe('first');
+    await client.domainSnapshotCreateXml(dom, `<domainsnapshot><name>second</name></domainsnapshot>`);
+    expect((await client.domainListAllSnapshots(dom)).map((s) => s.name).sort()).toEqual(['first', 'second']);
+    const found = await client.domainSnapshotLookupByName(dom, 'first');
+    expect(await client.domainSnapshotGetXmlDesc(found)).toContain('<name>first</name>');
+    await client.domainRevertToSnapshot(found);
+    await client.domainSnapshotDelete(await client.domainSnapshotLookupByName(dom, 'second'));
+    expect((await client.domainListAllSnapshots(dom)).map((s) => s.name)).toEqual(['first']);
+    await client.domainSnapshotDelete(found);
+    expect(await client.domainListAllSnapshots(dom)).toEqual([]);
+
+    await client.domainCreate(dom);
+    // No OS runs, so no lease: the call works and the answer is empty.
+    expect(await client.domainInterfaceAddresses(dom, DomainInterfaceAddressSource.lease)).toEqual([]);
+    expect(await client.networkGetDhcpLeases(net, mac)).toEqual([]);
+
+    await client.domainManagedSave(dom);
+    expect((await client.domainGetState(dom)).state).toBe(DomainState.shutoff);
+    expect(await client.domainHasManagedSaveImage(dom)).toBe(true);
+    await client.domainCreate(dom); // restores from the saved image
+    expect((await client.domainGetState(dom)).state).toBe(DomainState.running);
+    expect(await client.domainHasManagedSaveImage(dom)).toBe(false);
+    const info = await client.domainGetInfo(dom);
+    expect(info.memoryKiB).toBe(64n * 1024n);
+    expect(info.vcpus).toBe(1);
+    await client.domainDestroy(dom);
   });
 });
 
