@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# All benchmarks, each printed against a reference measured in the same run:
+#   bench/startup.sh  — `vmenv --version` / `--help` vs bare `node -e 0` (target < 250 ms)
+#   bench/libvirt.mjs — 1 GiB qcow2 upload vs `virsh vol-upload` (target <= 1.10x);
+#                       1000 sequential lookups vs virsh (target >= 2000 calls/s)
+# Needs root for the test harness's libvirtd (test/host/setup.sh), like the tests.
+#   bash bench/run.sh            (or: npm run bench)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npm run build >/dev/null
+bash test/host/setup.sh >/dev/null
+# shellcheck source=/dev/null
+. /var/lib/vmenv-test-host/env
+
+status=0
+bash bench/startup.sh || status=1
+node bench/libvirt.mjs || status=1
+exit "$status"
