@@ -33,6 +33,22 @@ function setup(): { client: LibvirtClient; rpc: RpcConnection; daemon: FakeLibvi
   return { client: new LibvirtClient(rpc), rpc, daemon };
 }
 
+/** Scripts the daemon to accept an upload to `volume`, collecting the data packets. */
+function acceptUploads(daemon: FakeLibvirtd, volume: string): Buffer[] {
+  const got: Buffer[] = [];
+  let serial = 0;
+  daemon.on(Proc.StorageVolUpload, (args, p) => {
+    expect(readVolume(args).name).toBe(volume);
+    serial = p.header.serial;
+    return { ok: () => undefined };
+  });
+  daemon.onStream = (p) => {
+    if (p.header.status === MessageStatus.continue) got.push(Buffer.from(p.payload));
+    if (p.header.status === MessageStatus.ok) daemon.sendStream(serial, p.header.procedure, MessageStatus.ok);
+  };
+  return got;
+}
+
 describe('RpcConnection', () => {
   it('matches concurrent calls to replies that arrive out of order', async () => {
     const { client, daemon } = setup();
@@ -150,17 +166,7 @@ describe('events', () => {
 describe('streams', () => {
   it('uploads in bounded packets and waits for the daemon to confirm', async () => {
     const { client, daemon } = setup();
-    let serial = 0;
-    daemon.on(Proc.StorageVolUpload, (args, p) => {
-      expect(readVolume(args).name).toBe('disk');
-      serial = p.header.serial;
-      return { ok: () => undefined };
-    });
-    const got: Buffer[] = [];
-    daemon.onStream = (p) => {
-      if (p.header.status === MessageStatus.continue) got.push(Buffer.from(p.payload));
-      if (p.header.status === MessageStatus.ok) daemon.sendStream(serial, p.header.procedure, MessageStatus.ok);
-    };
+    const got = acceptUploads(daemon, 'disk');
     const data = Buffer.alloc(3 * 1024 * 1024 + 123);
     for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
     const progress: number[] = [];
@@ -260,16 +266,7 @@ describe('file uploads', () => {
       await writeFile(path, data);
 
       const { client, daemon } = setup();
-      let serial = 0;
-      daemon.on(Proc.StorageVolUpload, (_a, p) => {
-        serial = p.header.serial;
-        return { ok: () => undefined };
-      });
-      const got: Buffer[] = [];
-      daemon.onStream = (p) => {
-        if (p.header.status === MessageStatus.continue) got.push(Buffer.from(p.payload));
-        if (p.header.status === MessageStatus.ok) daemon.sendStream(serial, p.header.procedure, MessageStatus.ok);
-      };
+      const got = acceptUploads(daemon, 'v');
       // Two buffers only: a buffer reused before its packet was written would show here.
       const sent = await client.storageVolUpload({ pool: 'p', name: 'v', key: 'k' }, readFileChunks(path, 262_120, 2));
       expect(sent).toBe(data.length);
