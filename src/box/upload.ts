@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import type { LibvirtClient } from '../libvirt/client.js';
+import { isAlreadyExists, isNotFound } from '../libvirt/errors.js';
+import type { StoragePoolRef, StorageVolRef } from '../libvirt/protocol/types.js';
+import { volumeXml } from '../libvirt/xml/index.js';
+import { UserError } from '../ui/errors.js';
+
+/** One disk of a stored box, as the upload needs it. */
+export interface BoxDiskFile {
+  /** The qcow2 file in the box store. */
+  path: string;
+  /** Its virtual size in bytes (from the box metadata or `qemu-img info`). */
+  virtualSize: bigint;
+}
+
+export interface BoxToUpload {
+  name: string;
+  version: string;
+  disks: readonly BoxDiskFile[];
+}
+
+/** Where a box disk went: recorded so that `box remove` can delete it later. */
+export interface UploadRecord {
+  uri: string;
+  pool: string;
+  volume: string;
+}
+
+export type WithLock = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
+
+export interface EnsureOptions {
+  signal?: AbortSignal;
+  /** Bytes sent of one disk so far, and its size. */
+  onProgress?: (disk: number, sent: number, total: number) => void;
+  /** Serializes uploads of the same volume between vmenv processes on this host. */
+  withLock?: WithLock;
+  /** Called once per volume this call created and filled. */
+  onUploaded?: (record: UploadRecord) => Promise<void>;
+}
+
+const noLock: WithLock = (_key, fn) => fn();
+
+/**
+ * The volume name of a box disk: readable, and different whenever the box file is
+ * different (re-added with --force), so a stale volume is never taken for a new box.
+ */
+export async function boxVolumeName(box: Pick<BoxToUpload, 'name' | 'version'>, index: number, path: string): Promise<string> {
+  const s = await stat(path);
+  const identity = createHash('sha256')
+    .update(`${box.name}\0${box.version}\0${index}\0${s.size}\0${s.mtimeMs}\0${s.ino}`)
+    .digest('hex')
+    .slice(0, 10);
+  const slug = (v: string): string => v.replace(/[^A-Za-z0-9._-]+/g, '-');
+  return `vmenv-box_${slug(box.name)}_${slug(box.version)}_${index}_${identity}.qcow2`;
+}
+
+/** Whether the volume's file (libvirt's `<physical>` size) holds all `size` bytes. */
+async function isComplete(client: LibvirtClient, vol: StorageVolRef, size: number): Promise<boolean> {
+  const m = /<physical unit='bytes'>(\d+)<\/physical>/.exec(await client.storageVolGetXmlDesc(vol));
+  return m !== null && BigInt(m[1]!) === BigInt(size);
+}
+
+async function uploadOne(
+  client: LibvirtClient,
+  pool: StoragePoolRef,
+  name: string,
+  disk: BoxDiskFile,
+  index: number,
+  options: EnsureOptions,
+): Promise<StorageVolRef> {
+  const size = (await stat(disk.path)).size;
+  await client.storagePoolRefresh(pool);
+  try {
+    const existing = await client.storageVolLookupByName(pool, name);
+    if (await isComplete(client, existing, size)) return existing;
+    // Left behind by an upload that did not finish: never reuse it.
+    await client.storageVolDelete(existing);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+
+  let vol: StorageVolRef;
+  try {
+    vol = await client.storageVolCreateXml(pool, volumeXml({ name, capacityBytes: disk.virtualSize, format: 'qcow2' }));
+  } catch (err) {
+    if (isAlreadyExists(err)) {
+      throw new UserError(`another upload of box volume ${name} into pool ${pool.name} is under way`, {
+        hint: 'It comes from another host or a vmenv without the shared lock; run the command again once it has finished.',
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  try {
+    await client.storageVolUploadFile(vol, disk.path, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      onProgress: (sent) => options.onProgress?.(index, sent, size),
+    });
+    if (!(await isComplete(client, vol, size))) {
+      throw new UserError(`the upload of ${disk.path} into ${pool.name}/${name} ended short`, {
+        hint: 'Check the free space of the storage pool (vmenv doctor), then run the command again.',
+      });
+    }
+  } catch (err) {
+    await client.storageVolDelete(vol).catch(() => undefined);
+    throw err;
+  }
+  await options.onUploaded?.({ uri: client.uri, pool: pool.name, volume: name });
+  return vol;
+}
+
+/**
+ * Makes sure every disk of the box is in the pool as a qcow2 volume holding the box
+ * file's bytes as they are (never unsparsified), uploading what is missing. Parallel
+ * callers upload each volume once; a half-uploaded volume is deleted, never reused.
+ * Returns the volumes in the order of the box's disks.
+ */
+export async function ensureBoxVolumes(
+  client: LibvirtClient,
+  poolName: string,
+  box: BoxToUpload,
+  options: EnsureOptions = {},
+): Promise<StorageVolRef[]> {
+  const withLock = options.withLock ?? noLock;
+  const pool = await client.storagePoolLookupByName(poolName);
+  const volumes: StorageVolRef[] = [];
+  for (const [index, disk] of box.disks.entries()) {
+    options.signal?.throwIfAborted();
+    const name = await boxVolumeName(box, index, disk.path);
+    volumes.push(await withLock(`upload:${client.uri}:${poolName}:${name}`, () => uploadOne(client, pool, name, disk, index, options)));
+  }
+  return volumes;
+}
