@@ -20,7 +20,7 @@ import {
   type StorageVolRef,
 } from './protocol/types.js';
 import type { XdrReader, XdrWriter } from './protocol/xdr.js';
-import { RpcConnection, type KeepaliveOptions } from './rpc.js';
+import { RpcConnection, runUserCallback, type KeepaliveOptions } from './rpc.js';
 import { downloadStream, readFileChunks, uploadStream, type TransferOptions, type UploadChunk } from './stream.js';
 
 export interface DomainStateInfo {
@@ -76,6 +76,9 @@ export interface DomainLifecycleEvent {
 
 export type Unsubscribe = () => Promise<void>;
 
+/** How long close() waits for the daemon to acknowledge before dropping the transport. */
+const CLOSE_TIMEOUT_MS = 5000;
+
 const nameArg = (name: string) => (w: XdrWriter) => w.string(name);
 const domArg = (d: DomainRef) => (w: XdrWriter) => writeDomain(w, d);
 const domFlagsArg = (d: DomainRef, flags: number) => (w: XdrWriter) => {
@@ -122,7 +125,8 @@ export class LibvirtClient {
       const domain = readDomain(r);
       const event = r.int() as DomainEventType;
       const detail = r.int();
-      this.lifecycleListeners.get(callbackId)?.({ domain, event, detail });
+      const listener = this.lifecycleListeners.get(callbackId);
+      if (listener) runUserCallback(() => listener({ domain, event, detail }));
     });
   }
 
@@ -144,10 +148,7 @@ export class LibvirtClient {
       await this.rpc.call(Proc.AuthPolkit, undefined, int);
       return;
     }
-    throw new LibvirtConnectError(
-      'the libvirt daemon requires SASL authentication, which vmenv does not support',
-      'libvirt',
-    );
+    throw new LibvirtConnectError('the libvirt daemon requires SASL authentication, which vmenv does not support', this.uri);
   }
 
   connectOpen(name: string | null, flags = 0): Promise<void> {
@@ -157,10 +158,19 @@ export class LibvirtClient {
   /** Closes the libvirt connection, then the transport. Safe to call twice. */
   async close(): Promise<void> {
     if (this.rpc.closed) return;
+    this.rpc.prepareClose();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.rpc.call(Proc.ConnectClose);
+      await Promise.race([
+        this.rpc.call(Proc.ConnectClose),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+        }),
+      ]);
     } catch {
       // The daemon may already be gone; closing the transport is all that is left.
+    } finally {
+      clearTimeout(timer);
     }
     await this.rpc.end();
   }

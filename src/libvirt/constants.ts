@@ -18,15 +18,17 @@ export function domainStateName(s: number): string {
 }
 
 export const DomainShutdownFlags = { default: 0, acpiPowerButton: 1, guestAgent: 2, initctl: 4, signal: 8, paravirt: 16 } as const;
-export const DomainDestroyFlags = { default: 0, graceful: 1 } as const;
+export const DomainDestroyFlags = { default: 0, graceful: 1, removeLogs: 2 } as const;
 export const DomainUndefineFlags = {
   managedSave: 1,
   snapshotsMetadata: 2,
   nvram: 4,
   keepNvram: 8,
   checkpointsMetadata: 16,
+  tpm: 32,
+  keepTpm: 64,
 } as const;
-export const DomainCreateFlags = { none: 0, startPaused: 1, autodestroy: 2, bypassCache: 4, forceBoot: 8 } as const;
+export const DomainCreateFlags = { none: 0, startPaused: 1, autodestroy: 2, bypassCache: 4, forceBoot: 8, validate: 16, resetNvram: 32 } as const;
 export const DomainDefineFlags = { validate: 1 } as const;
 export const DomainXmlFlags = { secure: 1, inactive: 2, updateCpu: 4, migratable: 8 } as const;
 export const DomainAffect = { current: 0, live: 1, config: 2 } as const;
@@ -63,7 +65,7 @@ export const SnapshotCreateFlags = {
 export const SnapshotDeleteFlags = { children: 1, metadataOnly: 2, childrenOnly: 4 } as const;
 export const SnapshotRevertFlags = { running: 1, paused: 2, force: 4, resetNvram: 8 } as const;
 
-export const StorageVolCreateFlags = { preallocMetadata: 1, reflink: 2 } as const;
+export const StorageVolCreateFlags = { preallocMetadata: 1, reflink: 2, validate: 4 } as const;
 export const StorageVolResizeFlags = { allocate: 1, delta: 2, shrink: 4 } as const;
 export const StorageVolType = { file: 0, block: 1, dir: 2, network: 3, netdir: 4, ploop: 5 } as const;
 export const StoragePoolState = { inactive: 0, building: 1, running: 2, degraded: 3, inaccessible: 4 } as const;

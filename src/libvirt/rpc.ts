@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { LibvirtConnectionClosedError, LibvirtProtocolError, type LibvirtError } from './errors.js';
+import { LibvirtConnectionClosedError, LibvirtProtocolError } from './errors.js';
 import {
   HEADER_SIZE,
   KEEPALIVE_PROGRAM,
@@ -32,13 +32,16 @@ interface PendingCall {
 }
 
 /**
- * What a stream's owner is told about packets that carry its serial after the call's
- * reply. The sink stays attached until its owner calls releaseStream().
+ * What a stream's owner is told about the packets that carry its serial after the
+ * call's reply. The sink stays attached until its owner calls releaseStream().
  */
 export interface StreamSink {
   data(chunk: Buffer): void;
-  /** The peer finished its side (STREAM with status OK). */
-  end(): void;
+  /**
+   * `eof`: the daemon has no more data (an empty CONTINUE packet). `ok`: the stream is
+   * complete — the daemon's answer to our finish or abort (a STREAM packet with OK).
+   */
+  end(kind: 'eof' | 'ok'): void;
   error(err: Error): void;
 }
 
@@ -50,6 +53,18 @@ export interface KeepaliveOptions {
   intervalMs: number;
   /** Give up after this many unanswered intervals. */
   count: number;
+}
+
+/** Runs code the caller handed us (listeners, progress) so that its bugs stay its own. */
+export function runUserCallback(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    // Not the connection's fault: report it as an uncaught error, as an EventEmitter would.
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
 }
 
 /**
@@ -67,16 +82,16 @@ export class RpcConnection {
   private messageHandler: MessageHandler | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private lastHeard = Date.now();
+  private lastPing = 0;
+  private pauses = 0;
   private drainWaiters: (() => void)[] = [];
 
   constructor(private readonly socket: Duplex) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const w of waiters) w();
-    });
-    socket.on('error', (err) => this.shutdown(new LibvirtConnectionClosedError(`connection to libvirt failed: ${err.message}`, { cause: err })));
+    socket.on('drain', () => this.wakeDrainWaiters());
+    socket.on('error', (err) =>
+      this.shutdown(new LibvirtConnectionClosedError(`connection to libvirt failed: ${err.message}`, { cause: err })),
+    );
     socket.on('end', () => this.shutdown(new LibvirtConnectionClosedError('libvirt closed the connection')));
     socket.on('close', () => this.shutdown(new LibvirtConnectionClosedError('the connection to libvirt was closed')));
   }
@@ -88,6 +103,11 @@ export class RpcConnection {
   /** Calls in flight; useful to tests and to diagnose hangs. */
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  /** Streams whose sinks are attached. */
+  get openStreams(): number {
+    return this.streams.size;
   }
 
   setMessageHandler(handler: MessageHandler): void {
@@ -104,7 +124,7 @@ export class RpcConnection {
    * before any later packet is handled, so it may safely register follow-up state.
    */
   call<T = void>(procedure: number, args?: ArgsWriter, decode?: RetReader<T>): Promise<T> {
-    return this.start(procedure, args, decode, undefined);
+    return this.start(procedure, args, decode, this.allocSerial());
   }
 
   /**
@@ -127,35 +147,41 @@ export class RpcConnection {
     return s;
   }
 
-  private start<T>(procedure: number, args: ArgsWriter | undefined, decode: RetReader<T> | undefined, serial: number | undefined): Promise<T> {
+  private start<T>(procedure: number, args: ArgsWriter | undefined, decode: RetReader<T> | undefined, serial: number): Promise<T> {
     if (this.closedWith) return Promise.reject(this.closedWith);
-    const s = serial ?? this.allocSerial();
-    let payload: Buffer | undefined;
-    if (args) {
-      const w = new XdrWriter();
-      args(w);
-      payload = w.bytes();
+    let packet: Buffer;
+    try {
+      let payload: Buffer | undefined;
+      if (args) {
+        const w = new XdrWriter();
+        args(w);
+        payload = w.bytes();
+      }
+      packet = encodePacket(
+        { program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageType.call, serial, status: MessageStatus.ok },
+        payload,
+      );
+    } catch (err) {
+      // Bad arguments (a wrong-length UUID, an out-of-range number): nothing was sent.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const packet = encodePacket(
-      { program: REMOTE_PROGRAM, version: REMOTE_PROTOCOL_VERSION, procedure, type: MessageType.call, serial: s, status: MessageStatus.ok },
-      payload,
-    );
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(s, { procedure, decode, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(serial, { procedure, decode, resolve: resolve as (v: unknown) => void, reject });
       this.socket.write(packet);
     });
   }
 
   /**
    * Sends one stream packet for the stream opened with `serial`. Resolves once the
-   * transport accepted it, waiting for 'drain' when its buffer is full (backpressure).
+   * transport accepted it, waiting for 'drain' when a few MiB are already queued.
+   * `onWritten` runs once the data left the transport's buffer, so it may be reused.
    */
   async sendStream(
     procedure: number,
     serial: number,
     status: MessageStatus,
     data?: Uint8Array,
-    onWritten?: () => void,
+    options: { onWritten?: () => void; signal?: AbortSignal } = {},
   ): Promise<void> {
     if (this.closedWith) throw this.closedWith;
     const header = Buffer.allocUnsafe(HEADER_SIZE);
@@ -169,6 +195,7 @@ export class RpcConnection {
     });
     if (data && data.length > 0) {
       // Header and data go out together in one writev: the data is never copied.
+      const { onWritten } = options;
       this.socket.cork();
       this.socket.write(header);
       this.socket.write(data, onWritten && (() => onWritten()));
@@ -176,8 +203,7 @@ export class RpcConnection {
     } else {
       this.socket.write(header);
     }
-    // Keep a few packets queued so the daemon never waits for us, and no more.
-    if (this.socket.writableLength > STREAM_WRITE_AHEAD) await this.waitDrain();
+    if (this.socket.writableLength > STREAM_WRITE_AHEAD) await this.waitDrain(options.signal);
   }
 
   /** Stops routing packets of a stream to its sink. */
@@ -185,23 +211,50 @@ export class RpcConnection {
     this.streams.delete(serial);
   }
 
-  private waitDrain(): Promise<void> {
+  private waitDrain(signal?: AbortSignal): Promise<void> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise((resolve, reject) => {
-      const off = this.onClose((err) => reject(err ?? new LibvirtConnectionClosedError()));
-      this.drainWaiters.push(() => {
-        off();
-        resolve();
-      });
+      const onAbort = (): void => {
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== waiter);
+        reject(signal!.reason instanceof Error ? signal!.reason : new Error('cancelled'));
+      };
+      const waiter = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        if (this.closedWith) reject(this.closedWith);
+        else resolve();
+      };
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.drainWaiters.push(waiter);
     });
   }
 
-  /** Pause reading from the daemon (download backpressure); all traffic waits. */
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Pause reading from the daemon (download backpressure); all traffic waits until
+   * every pause is matched by a resume.
+   */
   pauseReading(): void {
-    this.socket.pause();
+    if (this.pauses++ === 0) this.socket.pause();
   }
 
   resumeReading(): void {
+    if (this.pauses === 0) return;
+    if (--this.pauses === 0) this.socket.resume();
+  }
+
+  /** Reading resumes whatever streams still hold it (before closing the connection). */
+  private releasePauses(): void {
+    if (this.pauses === 0) return;
+    this.pauses = 0;
     this.socket.resume();
   }
 
@@ -212,12 +265,19 @@ export class RpcConnection {
    */
   enableKeepalive(opts: KeepaliveOptions): void {
     if (this.keepaliveTimer || this.closedWith) return;
-    const tick = Math.max(50, Math.floor(opts.intervalMs / 2));
+    const tick = Math.max(50, Math.floor(opts.intervalMs / 4));
     this.keepaliveTimer = setInterval(() => {
-      const silent = Date.now() - this.lastHeard;
+      const now = Date.now();
+      // While we are not reading, silence is ours, not the daemon's; our PINGs keep it
+      // content that we are alive.
+      const silent = this.pauses > 0 ? 0 : now - this.lastHeard;
       if (silent >= opts.intervalMs * (opts.count + 1)) {
         this.destroy(new LibvirtConnectionClosedError(`libvirt did not answer keepalive for ${Math.round(silent / 1000)} s`));
-      } else if (silent >= opts.intervalMs) {
+        return;
+      }
+      const quiet = this.pauses > 0 || silent >= opts.intervalMs;
+      if (quiet && now - this.lastPing >= opts.intervalMs) {
+        this.lastPing = now;
         this.sendKeepalive(KeepaliveProcedure.ping);
       }
     }, tick);
@@ -267,7 +327,6 @@ export class RpcConnection {
     }
     switch (header.type) {
       case MessageType.reply:
-      case MessageType.replyWithFds:
         this.onReply(header.serial, header.status, payload);
         return;
       case MessageType.stream:
@@ -277,43 +336,49 @@ export class RpcConnection {
         this.messageHandler?.(header.procedure, new XdrReader(payload));
         return;
       default:
-        // Holes (sparse streams) are never requested by this client.
+        // Replies with file descriptors and sparse-stream holes are never requested here.
         throw new LibvirtProtocolError(`unexpected message type ${header.type} for ${procedureName(header.procedure)}`);
     }
   }
 
   private onReply(serial: number, status: number, payload: Buffer): void {
     const call = this.pending.get(serial);
-    if (!call) {
-      // The daemon answers a stream's finish or abort with a packet on the stream's serial.
-      if (this.streams.has(serial)) {
-        this.onStreamPacket(serial, 0, status === MessageStatus.error ? status : MessageStatus.ok, payload);
-        return;
-      }
-      throw new LibvirtProtocolError(`reply for serial ${serial}, which no call is waiting for`);
-    }
+    if (!call) throw new LibvirtProtocolError(`reply for serial ${serial}, which no call is waiting for`);
     this.pending.delete(serial);
-    const r = new XdrReader(payload);
-    if (status === MessageStatus.error) {
-      this.streams.delete(serial);
-      call.reject(readError(r, procedureName(call.procedure)));
-      return;
-    }
+    let outcome: { ok: true; value: unknown } | { ok: false; error: Error };
     try {
-      const value = call.decode ? call.decode(r) : undefined;
-      call.resolve(value);
+      if (status === MessageStatus.error) {
+        outcome = { ok: false, error: readError(new XdrReader(payload), procedureName(call.procedure)) };
+      } else {
+        outcome = { ok: true, value: call.decode ? call.decode(new XdrReader(payload)) : undefined };
+      }
     } catch (err) {
+      // A reply we cannot decode fails its call, and the connection with it.
       call.reject(err as Error);
+      throw err;
+    }
+    if (outcome.ok) call.resolve(outcome.value);
+    else {
+      this.streams.delete(serial);
+      call.reject(outcome.error);
     }
   }
 
   private onStreamPacket(serial: number, procedure: number, status: number, payload: Buffer): void {
     const sink = this.streams.get(serial);
     if (!sink) return; // a stream its owner already released
-    if (status === MessageStatus.continue && payload.length > 0) sink.data(payload);
-    // Some daemons end a stream with an empty CONTINUE packet instead of OK.
-    else if (status !== MessageStatus.error) sink.end();
-    else sink.error(payload.length > 0 ? readError(new XdrReader(payload), procedureName(procedure)) : new LibvirtProtocolError('stream failed without an error message'));
+    if (status === MessageStatus.continue) {
+      if (payload.length > 0) sink.data(payload);
+      else sink.end('eof');
+    } else if (status === MessageStatus.ok) {
+      sink.end('ok');
+    } else {
+      sink.error(
+        payload.length > 0
+          ? readError(new XdrReader(payload), procedureName(procedure))
+          : new LibvirtProtocolError('stream failed without an error message'),
+      );
+    }
   }
 
   /** Ends the transport without notice; pending calls fail with `reason`. */
@@ -324,21 +389,31 @@ export class RpcConnection {
 
   /** Ends the transport gracefully once everything written has been sent. */
   end(): Promise<void> {
+    this.releasePauses();
     return new Promise((resolve) => {
       if (this.socket.destroyed) {
         this.shutdown(new LibvirtConnectionClosedError('the connection was closed by vmenv'));
         resolve();
         return;
       }
-      this.socket.once('close', () => resolve());
-      this.shutdown(new LibvirtConnectionClosedError('the connection was closed by vmenv'));
-      this.socket.end();
       // A transport that never emits 'close' after end() must not hang the caller.
-      setTimeout(() => {
+      const timer = setTimeout(() => {
         this.socket.destroy();
         resolve();
-      }, 2000).unref();
+      }, 2000);
+      timer.unref();
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.shutdown(new LibvirtConnectionClosedError('the connection was closed by vmenv'));
+      this.socket.end();
     });
+  }
+
+  /** Prepares for a clean close: reading must flow again for the daemon's last answer. */
+  prepareClose(): void {
+    this.releasePauses();
   }
 
   private shutdown(reason: Error): void {
@@ -347,13 +422,11 @@ export class RpcConnection {
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
     for (const call of this.pending.values()) call.reject(reason);
     this.pending.clear();
-    for (const sink of this.streams.values()) sink.error(reason);
+    const sinks = [...this.streams.values()];
     this.streams.clear();
-    for (const w of this.drainWaiters) w();
-    this.drainWaiters = [];
+    for (const sink of sinks) sink.error(reason);
+    this.wakeDrainWaiters();
     for (const l of this.closeListeners) l(reason);
     this.closeListeners.clear();
   }
 }
-
-export type { LibvirtError };

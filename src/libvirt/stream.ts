@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { LibvirtConnectionClosedError } from './errors.js';
 import { MessageStatus, STREAM_CHUNK_SIZE } from './protocol/packet.js';
-import type { ArgsWriter, RpcConnection, StreamSink } from './rpc.js';
+import { runUserCallback, type ArgsWriter, type RpcConnection, type StreamSink } from './rpc.js';
 
 export interface TransferOptions {
   signal?: AbortSignal;
@@ -62,57 +62,63 @@ export async function* readFileChunks(path: string, chunkSize = STREAM_CHUNK_SIZ
 /** How long to wait for the daemon to acknowledge an abort before dropping the stream. */
 const ABORT_ACK_MS = 2000;
 
-/** A sink whose events can be awaited one after another. */
+type EndKind = 'eof' | 'ok';
+
+/**
+ * A sink whose ends can be awaited: `eof` (the daemon has no more data) and `ok` (the
+ * stream is complete) are kept apart. Each is a state once reached, so every waiter
+ * for it wakes, however many there are.
+ */
 class AwaitableSink implements StreamSink {
-  private waiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
-  private ended = 0;
+  private readonly seen = new Set<EndKind>();
+  private waiters: { kinds: readonly EndKind[]; resolve: (k: EndKind) => void; reject: (e: Error) => void }[] = [];
   failure: Error | undefined;
 
   constructor(private readonly onData?: (chunk: Buffer) => void) {}
 
   data(chunk: Buffer): void {
-    if (this.onData) this.onData(chunk);
+    this.onData?.(chunk);
   }
 
-  end(): void {
-    this.ended++;
-    this.wake();
+  end(kind: EndKind): void {
+    this.seen.add(kind);
+    const woken = this.waiters.filter((w) => w.kinds.includes(kind));
+    this.waiters = this.waiters.filter((w) => !w.kinds.includes(kind));
+    for (const w of woken) w.resolve(kind);
   }
 
   error(err: Error): void {
     this.failure ??= err;
-    this.wake();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(this.failure);
   }
 
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    if (!w) return;
-    if (this.failure) w.reject(this.failure);
-    else w.resolve();
-  }
-
-  /** Resolves at the daemon's next end-of-stream (or at once if one is unclaimed). */
-  nextEnd(timeoutMs?: number): Promise<void> {
+  /** Resolves once one of `kinds` is reached (at once if it was), rejects on failure. */
+  next(kinds: readonly EndKind[], timeoutMs?: number): Promise<EndKind | 'timeout'> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.ended > 0) {
-      this.ended--;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      const timer =
-        timeoutMs === undefined ? undefined : setTimeout(() => { this.waiter = undefined; resolve(); }, timeoutMs);
-      this.waiter = {
-        resolve: () => {
+    const reached = kinds.find((k) => this.seen.has(k));
+    if (reached) return Promise.resolve(reached);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        kinds,
+        resolve: (k: EndKind) => {
           if (timer) clearTimeout(timer);
-          this.ended--;
-          resolve();
+          resolve(k);
         },
-        reject: (e) => {
+        reject: (e: Error) => {
           if (timer) clearTimeout(timer);
           reject(e);
         },
       };
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.waiters = this.waiters.filter((w) => w !== waiter);
+              resolve('timeout');
+            }, timeoutMs);
+      this.waiters.push(waiter);
     });
   }
 }
@@ -125,7 +131,7 @@ function abortError(signal: AbortSignal): Error {
 async function abortStream(rpc: RpcConnection, procedure: number, serial: number, sink: AwaitableSink): Promise<void> {
   try {
     await rpc.sendStream(procedure, serial, MessageStatus.error);
-    await sink.nextEnd(ABORT_ACK_MS).catch(() => undefined);
+    await sink.next(['ok'], ABORT_ACK_MS).catch(() => undefined);
   } catch {
     // The connection is gone: nothing left to abort.
   } finally {
@@ -158,16 +164,19 @@ export async function uploadStream(
         if (sink.failure) throw sink.failure;
         if (signal?.aborted) throw abortError(signal);
         const end = Math.min(off + chunkSize, data.length);
-        const last = end === data.length;
-        const onWritten = last && isPooled(chunk) ? chunk.release : undefined;
-        await rpc.sendStream(procedure, serial, MessageStatus.continue, data.subarray(off, end), onWritten);
+        const onWritten = end === data.length && isPooled(chunk) ? chunk.release : undefined;
+        await rpc.sendStream(procedure, serial, MessageStatus.continue, data.subarray(off, end), {
+          ...(onWritten ? { onWritten } : {}),
+          ...(signal ? { signal } : {}),
+        });
         sent += end - off;
       }
-      onProgress?.(sent);
+      if (onProgress) runUserCallback(() => onProgress(sent));
     }
     if (sink.failure) throw sink.failure;
     await rpc.sendStream(procedure, serial, MessageStatus.ok);
-    await sink.nextEnd();
+    // Only OK completes an upload; an empty CONTINUE on the way is not success.
+    await sink.next(['ok']);
     rpc.releaseStream(serial);
     return sent;
   } catch (err) {
@@ -196,16 +205,17 @@ export async function downloadStream(
   let paused = false;
   let settled = false;
   let serial = -1;
+  const unpause = (): void => {
+    if (paused) {
+      paused = false;
+      rpc.resumeReading();
+    }
+  };
   const readable = new Readable({
     highWaterMark: 4 * 1024 * 1024,
-    read() {
-      if (paused) {
-        paused = false;
-        rpc.resumeReading();
-      }
-    },
+    read: unpause,
     destroy(err, callback) {
-      if (paused) rpc.resumeReading();
+      unpause();
       if (!settled && serial >= 0) {
         settled = true;
         void abortStream(rpc, procedure, serial, sink).finally(() => callback(err));
@@ -213,8 +223,9 @@ export async function downloadStream(
     },
   });
   const sink: AwaitableSink = new AwaitableSink((chunk) => {
+    if (settled || readable.destroyed) return;
     received += chunk.length;
-    onProgress?.(received);
+    if (onProgress) runUserCallback(() => onProgress(received));
     if (!readable.push(chunk) && !paused) {
       paused = true;
       rpc.pauseReading();
@@ -225,14 +236,18 @@ export async function downloadStream(
   };
   ({ serial } = await rpc.callWithStream(procedure, args, sink));
   signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
 
-  // The daemon signals end of data; we answer with our finish and it confirms.
+  // The daemon signals the end of its data; we answer with our finish and it confirms.
   void (async () => {
     try {
-      await sink.nextEnd();
+      const first = await sink.next(['eof', 'ok']);
       if (settled) return;
-      await rpc.sendStream(procedure, serial, MessageStatus.ok);
-      await sink.nextEnd();
+      if (first === 'eof') {
+        await rpc.sendStream(procedure, serial, MessageStatus.ok);
+        await sink.next(['ok']);
+      }
+      if (settled) return;
       settled = true;
       rpc.releaseStream(serial);
       readable.push(null);

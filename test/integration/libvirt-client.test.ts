@@ -148,6 +148,26 @@ describe('storage', () => {
     await rm(raw);
   });
 
+  it('survives a download cancelled halfway: the daemon is told, the connection goes on', async () => {
+    const base = await client.storageVolLookupByName(pool, 'base.qcow2');
+    const ac = new AbortController();
+    const readable = await client.storageVolDownload(base, { signal: ac.signal });
+    let got = 0;
+    const err = await (async () => {
+      for await (const chunk of readable) {
+        got += (chunk as Buffer).length;
+        if (got > 16 * MiB) ac.abort(new Error('stop'));
+      }
+    })().catch((e: unknown) => e);
+    expect((err as Error).message).toBe('stop');
+    expect(client.rpc.openStreams).toBe(0);
+    expect(await client.connectGetHostname()).not.toBe('');
+    // A second download on the same connection runs to the end.
+    let total = 0;
+    for await (const chunk of await client.storageVolDownload(base)) total += (chunk as Buffer).length;
+    expect(BigInt(total)).toBe(BigInt((await stat(await client.storageVolGetPath(base))).size));
+  });
+
   it('creates a copy-on-write overlay whose backing file is the base volume', async () => {
     const base = await client.storageVolLookupByName(pool, 'base.qcow2');
     const basePath = await client.storageVolGetPath(base);

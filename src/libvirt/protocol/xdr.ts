@@ -14,7 +14,7 @@ export class XdrWriter {
   private pos = 0;
 
   constructor(initialSize = 256) {
-    this.buf = Buffer.allocUnsafe(initialSize);
+    this.buf = Buffer.allocUnsafe(Math.max(16, initialSize));
   }
 
   private ensure(n: number): void {

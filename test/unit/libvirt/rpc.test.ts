@@ -190,10 +190,7 @@ describe('streams', () => {
     daemon.onStream = (p) => {
       if (!errorSent && p.header.status === MessageStatus.continue) {
         errorSent = true;
-        void daemon.answer(
-          { ...p.header, serial },
-          { error: { code: 38, domain: 18, message: 'No space left on device' } },
-        );
+        daemon.sendStreamError(serial, p.header.procedure, { code: 38, domain: 18, message: 'No space left on device' });
       }
       if (p.header.status === MessageStatus.error) daemon.sendStream(serial, p.header.procedure, MessageStatus.ok);
     };
@@ -213,7 +210,7 @@ describe('streams', () => {
     daemon.on(Proc.StorageVolDownload, (_a, p, d) => {
       void d.answer(p.header, { ok: () => undefined });
       for (const c of chunks) d.sendStream(p.header.serial, p.header.procedure, MessageStatus.continue, c);
-      d.sendStream(p.header.serial, p.header.procedure, MessageStatus.ok);
+      d.sendStream(p.header.serial, p.header.procedure, MessageStatus.continue); // end of data
       d.onStream = (s) => {
         if (s.header.status === MessageStatus.ok) {
           finished = true;
@@ -237,10 +234,7 @@ describe('streams', () => {
     daemon.on(Proc.StorageVolDownload, (_a, p, d) => {
       void d.answer(p.header, { ok: () => undefined });
       d.sendStream(p.header.serial, p.header.procedure, MessageStatus.continue, Buffer.alloc(10));
-      void d.answer(
-        { ...p.header, type: 3 },
-        { error: { code: 38, domain: 18, message: 'I/O error reading volume' } },
-      );
+      d.sendStreamError(p.header.serial, p.header.procedure, { code: 38, domain: 18, message: 'I/O error reading volume' });
       return 'none';
     });
     const readable = await client.storageVolDownload({ pool: 'p', name: 'd', key: 'k' });
@@ -281,5 +275,129 @@ describe('file uploads', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('review regressions', () => {
+  /** A daemon that serves a download of `total` bytes in 64 KiB packets, then EOF. */
+  function serveDownload(daemon: FakeLibvirtd, total: number): { finished: () => boolean; aborted: () => boolean } {
+    let finished = false;
+    let aborted = false;
+    daemon.on(Proc.StorageVolDownload, (_a, p, d) => {
+      void d.answer(p.header, { ok: () => undefined });
+      for (let sent = 0; sent < total; sent += 65536) {
+        d.sendStream(p.header.serial, p.header.procedure, MessageStatus.continue, Buffer.alloc(Math.min(65536, total - sent), 7));
+      }
+      d.sendStream(p.header.serial, p.header.procedure, MessageStatus.continue);
+      d.onStream = (s) => {
+        if (s.header.status === MessageStatus.ok) finished = true;
+        if (s.header.status === MessageStatus.error) aborted = true;
+        d.sendStream(p.header.serial, p.header.procedure, MessageStatus.ok);
+      };
+      return 'none';
+    });
+    daemon.on(Proc.ConnectGetType, () => ({ ok: (w) => w.string('QEMU') }));
+    return { finished: () => finished, aborted: () => aborted };
+  }
+
+  it('a cancelled download neither freezes the connection nor leaks listeners', async () => {
+    const { client, rpc, daemon } = setup();
+    const served = serveDownload(daemon, 8 * 1024 * 1024);
+    const ac = new AbortController();
+    for (let round = 0; round < 3; round++) {
+      const readable = await client.storageVolDownload({ pool: 'p', name: 'd', key: 'k' }, { signal: ac.signal });
+      let got = 0;
+      await expect(
+        (async () => {
+          for await (const c of readable) {
+            got += (c as Buffer).length;
+            if (got > 1024 * 1024) readable.destroy(new Error('consumer gave up'));
+          }
+        })(),
+      ).rejects.toThrow('consumer gave up');
+      // The connection still answers, at once.
+      expect(await client.connectGetType()).toBe('QEMU');
+    }
+    await sleep(10);
+    expect(served.aborted()).toBe(true);
+    expect(rpc.openStreams).toBe(0);
+    // No abort listener is left on a long-lived signal.
+    const { getEventListeners } = await import('node:events');
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('a stalled download consumer does not trip keepalive, and close() still returns', async () => {
+    const { client, rpc, daemon } = setup();
+    serveDownload(daemon, 32 * 1024 * 1024);
+    daemon.on(Proc.ConnectClose, () => ({ ok: () => undefined }));
+    rpc.enableKeepalive({ intervalMs: 20, count: 2 });
+    const readable = await client.storageVolDownload({ pool: 'p', name: 'd', key: 'k' });
+    await sleep(200); // nobody reads: backpressure pauses the socket
+    expect(rpc.closed).toBe(false);
+    const t0 = Date.now();
+    await client.close();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    readable.destroy();
+  });
+
+  it('a reply whose error cannot be decoded fails its call', async () => {
+    const { client, daemon } = setup();
+    daemon.on(Proc.ConnectGetHostname, (_a, p, d) => {
+      d.send({ ...p.header, type: 1, status: MessageStatus.error }, Buffer.from([0, 0, 0, 1]));
+      return 'none';
+    });
+    await expect(client.connectGetHostname()).rejects.toBeInstanceOf(LibvirtProtocolError);
+  });
+
+  it('a throwing event listener does not close the connection', async () => {
+    const { client, rpc, daemon } = setup();
+    daemon.on(Proc.ConnectDomainEventCallbackRegisterAny, () => ({ ok: (w) => w.int(5) }));
+    daemon.on(Proc.ConnectGetType, () => ({ ok: (w) => w.string('QEMU') }));
+    await client.onDomainLifecycle(null, () => {
+      throw new Error('bug in a listener');
+    });
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown): void => void uncaught.push(e);
+    process.prependListener('uncaughtException', onUncaught);
+    try {
+      daemon.sendEvent(Proc.DomainEventCallbackLifecycle, (w) => {
+        w.int(5);
+        writeDomain(w, dom('web'));
+        w.int(DomainEventType.started).int(0);
+      });
+      expect(await client.connectGetType()).toBe('QEMU');
+      await sleep(5);
+    } finally {
+      process.removeListener('uncaughtException', onUncaught);
+    }
+    expect(rpc.closed).toBe(false);
+    expect((uncaught[0] as Error | undefined)?.message).toBe('bug in a listener');
+  });
+
+  it('an upload fails when the daemon ends with an error after an empty CONTINUE', async () => {
+    const { client, daemon } = setup();
+    let serial = 0;
+    daemon.on(Proc.StorageVolUpload, (_a, p) => {
+      serial = p.header.serial;
+      return { ok: () => undefined };
+    });
+    daemon.onStream = (p) => {
+      if (p.header.status !== MessageStatus.ok) return;
+      daemon.sendStream(serial, p.header.procedure, MessageStatus.continue);
+      // The error comes a moment later: an upload that took the empty CONTINUE for success would be gone.
+      setTimeout(() => {
+        daemon.sendStreamError(serial, p.header.procedure, { code: 1, domain: 38, message: 'stream had unexpected termination' });
+      }, 20);
+    };
+    await expect(client.storageVolUpload({ pool: 'p', name: 'v', key: 'k' }, Readable.from([Buffer.alloc(1000)]))).rejects.toThrow(
+      /unexpected termination/,
+    );
+  });
+
+  it('bad arguments reject instead of throwing, and leave no stream attached', async () => {
+    const { client, rpc } = setup();
+    await expect(client.domainLookupByUuid(Buffer.alloc(3))).rejects.toThrow(RangeError);
+    await expect(client.storageVolDownload({ pool: 'p', name: 'd', key: 'k' }, { offset: -1n })).rejects.toThrow(RangeError);
+    expect(rpc.openStreams).toBe(0);
   });
 });

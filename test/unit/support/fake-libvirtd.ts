@@ -92,6 +92,13 @@ export class FakeLibvirtd {
     );
   }
 
+  /** A stream failing, as libvirtd reports it: a STREAM packet with status ERROR. */
+  sendStreamError(serial: number, procedure: number, error: { code: number; domain: number; message: string }): void {
+    const w = new XdrWriter();
+    writeError(w, error);
+    this.sendStream(serial, procedure, MessageStatus.error, w.bytes());
+  }
+
   sendEvent(procedure: number, write: (w: XdrWriter) => void): void {
     const w = new XdrWriter();
     write(w);
