@@ -322,7 +322,8 @@ describe('review regressions', () => {
     expect(served.aborted()).toBe(true);
     expect(rpc.openStreams).toBe(0);
     // No abort listener is left on a long-lived signal.
-    const { getEventListeners } = await import('node:events');
+    const { EventEmitter } = await import('node:events');
+    const getEventListeners = (t: EventTarget, name: string): unknown[] => (EventEmitter as unknown as { getEventListeners(t: EventTarget, n: string): unknown[] }).getEventListeners(t, name);
     expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
   });
 
