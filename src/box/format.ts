@@ -261,7 +261,7 @@ export interface ReadBoxOptions {
   label?: string;
 }
 
-export interface BoxDiskFile {
+export interface UnpackedDisk {
   /** Absolute path of the unpacked image. */
   path: string;
   /** Path inside the box. */
@@ -278,7 +278,7 @@ export interface BoxDiskFile {
 export interface ReadBoxResult {
   metadata: BoxMetadata;
   layout: BoxLayout;
-  disks: BoxDiskFile[];
+  disks: UnpackedDisk[];
   /** Absolute path of the Vagrantfile, when the box has one. */
   vagrantfile?: string;
   /** Every file unpacked, as paths inside the box. */
@@ -547,7 +547,7 @@ async function unpack(input: Readable, destDir: string, label: string, options: 
     });
   }
 
-  const disks: BoxDiskFile[] = [];
+  const disks: UnpackedDisk[] = [];
   for (const d of metadataDisks(metadata)) {
     const boxPath = normalizeBoxPath(d.path)!;
     const rec = files.get(boxPath);

@@ -1,10 +1,9 @@
+import type { BoxListing } from '../../box/store.js';
 import { BaseCommand } from '../../ui/base-command.js';
-import { NotImplementedError } from '../../ui/errors.js';
-import { Issue } from '../../ui/issues.js';
 
 export default class BoxList extends BaseCommand {
   static override summary = 'List the boxes in the local box store.';
-  static override description = `Lists each box with its versions, size, format and the storage pools it has been uploaded to. With --json, prints the same as data.`;
+  static override description = `Lists each stored box: name, version, provider, size on disk, and the machines that use it (from vmenv's machine index). With --json, prints the same as data, with the disks and the storage pools each box was uploaded to.`;
 
   static override enableJsonFlag = true;
   static override examples = [
@@ -12,8 +11,40 @@ export default class BoxList extends BaseCommand {
     { description: 'List them as JSON.', command: '<%= config.bin %> <%= command.id %> --json' },
   ];
 
-  async run(): Promise<void> {
+  async run(): Promise<BoxListing> {
     await this.parse(BoxList);
-    throw new NotImplementedError('box list', Issue.boxes);
+    const { describeStore } = await import('../../box/store.js');
+    const listing = await describeStore();
+    if (!this.jsonEnabled()) {
+      if (listing.boxes.length === 0) {
+        this.log("There are no boxes yet. Add one with 'vmenv box add <file or URL>' (or build one: 'vmenv box build tiny').");
+      } else {
+        const rows = [
+          ['NAME', 'VERSION', 'PROVIDER', 'SIZE', 'USED BY'],
+          ...listing.boxes.map((b) => [
+            b.name,
+            b.version,
+            b.provider,
+            formatBytes(b.size),
+            b.machines === null ? '?' : b.machines.length === 0 ? '-' : b.machines.map((m) => `${m.machine} (${m.project})`).join(', '),
+          ]),
+        ];
+        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+        for (const r of rows) this.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+      }
+      if (listing.warning !== undefined) process.stderr.write(`Warning: ${listing.warning}\n`);
+    }
+    return listing;
   }
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }

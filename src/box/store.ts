@@ -1,0 +1,1075 @@
+/**
+ * The box store.
+ *
+ * Where: `$VMENV_HOME`, else `$XDG_DATA_HOME/vmenv`, else `~/.local/share/vmenv`
+ * (see vmenvHome), then:
+ *
+ *   boxes/
+ *     <name>/<version>/libvirt/     one stored box: the archive's files as they were
+ *                                   (metadata.json, box.img or the v2 disks, Vagrantfile)
+ *       vmenv.json                  vmenv's record of it (StoredBoxRecord)
+ *       uploads.json                where its disks were uploaded: [{ uri, pool, volume }]
+ *     .locks/<name>@<version>.lock  held while the box is added, removed or its uploads change
+ *     .locks/download-<hash>.lock   held while a URL is downloaded
+ *     .downloads/<hash>.box[.part]  downloads (the .part file is resumed by the next attempt)
+ *     .tmp/                         unpacking and removal happen here, then a rename
+ *
+ * A `/` in a box name is stored as `-VAGRANTSLASH-`, as Vagrant does (`vmenv/tiny` →
+ * `vmenv-VAGRANTSLASH-tiny`). Adding unpacks into .tmp (same filesystem), verifies,
+ * then renames into place under the box's lock, so a box is either there whole or not
+ * at all, and two processes adding the same box end with one intact copy.
+ *
+ * The machine index (written by the machine lifecycle, issue #4) is read from
+ * `$VMENV_HOME/machines.json`; its contract, as far as boxes care:
+ *
+ *   { "machines": [ { "id": "…", "project": "/path/to/project", "machine": "default",
+ *                     "box": { "name": "vmenv/tiny", "version": "1.0.0" },
+ *                     "uri": "qemu:///session", "domain": "project_default_ab12cd",
+ *                     "state": "running" } ] }
+ *
+ * `state` is informative only: before removing a box that machines use, the domain's
+ * real state is asked from libvirt.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { DomainState, domainStateName, isNotFound, openLibvirt } from '../libvirt/index.js';
+import type { DomainRef, StoragePoolRef, StorageVolRef } from '../libvirt/index.js';
+import { ExitCode, UserError } from '../ui/errors.js';
+import { classifySource, resolveCatalog } from './catalog.js';
+import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
+import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat } from './format.js';
+import { withFileLock, type LockOwner } from './lock.js';
+import { METADATA_FILE, metadataDisks, normalizeBoxPath, parseBoxMetadata, type BoxMetadata } from './metadata.js';
+import type { BoxToUpload, WithLock } from './upload.js';
+import { isValidVersion, selectVersion, sortVersionsDescending, compareVersions } from './version.js';
+
+// ---------------------------------------------------------------------------
+// Places
+
+/** vmenv's user data folder: $VMENV_HOME, else $XDG_DATA_HOME/vmenv, else ~/.local/share/vmenv. */
+export function vmenvHome(env: NodeJS.ProcessEnv = process.env): string {
+  const own = env['VMENV_HOME'];
+  if (own !== undefined && own !== '') return own;
+  const xdg = env['XDG_DATA_HOME'];
+  if (xdg !== undefined && xdg !== '' && xdg.startsWith('/')) return join(xdg, 'vmenv');
+  return join(env['HOME'] !== undefined && env['HOME'] !== '' ? env['HOME'] : homedir(), '.local', 'share', 'vmenv');
+}
+
+export interface StoreOptions {
+  /** vmenv's data folder (default: vmenvHome()). */
+  home?: string;
+}
+
+export function boxesDir(options: StoreOptions = {}): string {
+  return join(options.home ?? vmenvHome(), 'boxes');
+}
+
+export const PROVIDER_DIR = 'libvirt';
+export const RECORD_FILE = 'vmenv.json';
+export const UPLOADS_FILE = 'uploads.json';
+/** Files vmenv keeps beside a box's own; an archive may not bring files of these names. */
+export const RESERVED_FILES = [RECORD_FILE, UPLOADS_FILE] as const;
+const SLASH = '-VAGRANTSLASH-';
+
+export function escapeBoxName(name: string): string {
+  return name.replaceAll('/', SLASH);
+}
+
+export function unescapeBoxName(dir: string): string {
+  return dir.replaceAll(SLASH, '/');
+}
+
+const NAME_PART = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
+
+/** Throws a UserError (exit 2) unless the name is usable: `word` or `org/word`. */
+export function validateBoxName(name: string): void {
+  const parts = name.split('/');
+  const ok = parts.length <= 2 && parts.every((p) => NAME_PART.test(p) && !p.includes(SLASH) && p.length <= 100);
+  if (!ok) {
+    throw new UserError(`'${name}' is not a valid box name.`, {
+      hint: "Use letters, digits, '.', '_', '+' and '-', optionally as org/name (e.g. vmenv/tiny).",
+      exitCode: ExitCode.usage,
+    });
+  }
+}
+
+export function validateBoxVersion(version: string): void {
+  if (!isValidVersion(version) || version.length > 100) {
+    throw new UserError(`'${version}' is not a valid box version.`, {
+      hint: 'Use dot-separated numbers such as 1.2.0 (a -prerelease suffix is allowed).',
+      exitCode: ExitCode.usage,
+    });
+  }
+}
+
+export interface BoxRef {
+  name: string;
+  version: string;
+}
+
+/** The folder of a stored box (it may not exist). */
+export function boxDir(ref: BoxRef, options: StoreOptions = {}): string {
+  return join(boxesDir(options), escapeBoxName(ref.name), ref.version, PROVIDER_DIR);
+}
+
+function lockPath(key: string, options: StoreOptions): string {
+  return join(boxesDir(options), '.locks', `${key.replace(/[^A-Za-z0-9._@+-]/g, '_')}.lock`);
+}
+
+function boxLockPath(ref: BoxRef, options: StoreOptions): string {
+  return lockPath(`${escapeBoxName(ref.name)}@${ref.version}`, options);
+}
+
+function tmpDir(options: StoreOptions): string {
+  return join(boxesDir(options), '.tmp');
+}
+
+function tmpName(options: StoreOptions, kind: string): string {
+  return join(tmpDir(options), `${kind}-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+// ---------------------------------------------------------------------------
+// Stored boxes
+
+export interface StoredBoxDisk {
+  /** Absolute path of the image. */
+  path: string;
+  /** Path inside the box. */
+  boxPath: string;
+  /** Volume name override from v2 metadata. */
+  name?: string;
+  format: DiskFormat;
+  /** Bytes. */
+  virtualSize: number;
+  /** Bytes of the file. */
+  size: number;
+}
+
+/** vmenv.json beside a stored box. */
+export interface StoredBoxRecord {
+  name: string;
+  version: string;
+  provider: 'libvirt';
+  added_at: string;
+  /** Where it came from: a file path, or a URL without credentials or query. */
+  source?: string;
+  /** sha256 of the .box archive as added. */
+  archive_sha256?: string;
+  /** The checksum verified when it was added. */
+  verified_checksum?: string;
+  disks: { path: string; name?: string; format: DiskFormat; virtual_size: number; size: number }[];
+}
+
+export interface StoredBox extends BoxRef {
+  provider: 'libvirt';
+  /** The box's folder. */
+  dir: string;
+  metadata: BoxMetadata;
+  disks: StoredBoxDisk[];
+  vagrantfile?: string;
+  addedAt?: string;
+  source?: string;
+  archiveSha256?: string;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Writes JSON through a temporary file and a rename. */
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o644 });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** A box's disks when it has no vmenv.json (placed by hand): from metadata and image headers. */
+async function disksFromFiles(dir: string, metadata: BoxMetadata): Promise<StoredBoxDisk[]> {
+  const out: StoredBoxDisk[] = [];
+  for (const d of metadataDisks(metadata)) {
+    const boxPath = normalizeBoxPath(d.path);
+    if (boxPath === undefined) continue;
+    const path = join(dir, boxPath);
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      continue;
+    }
+    const fh = await open(path, 'r');
+    const head = Buffer.alloc(QCOW2_HEADER_BYTES);
+    try {
+      await fh.read(head, 0, head.length, 0);
+    } finally {
+      await fh.close();
+    }
+    const q = parseQcow2Header(head);
+    out.push({
+      path,
+      boxPath,
+      ...(d.name === undefined ? {} : { name: d.name }),
+      format: q === undefined ? 'raw' : 'qcow2',
+      virtualSize: q?.virtualSize ?? size,
+      size,
+    });
+  }
+  return out;
+}
+
+async function loadBox(ref: BoxRef, dir: string): Promise<StoredBox | undefined> {
+  let metadata: BoxMetadata;
+  try {
+    metadata = parseBoxMetadata(await readFile(join(dir, METADATA_FILE), 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (err instanceof UserError) return undefined; // not a usable box; list skips it
+    throw err;
+  }
+  const record = await readJson<StoredBoxRecord>(join(dir, RECORD_FILE)).catch(() => undefined);
+  const disks =
+    record?.disks !== undefined
+      ? record.disks.map((d) => ({
+          path: join(dir, d.path),
+          boxPath: d.path,
+          ...(d.name === undefined ? {} : { name: d.name }),
+          format: d.format,
+          virtualSize: d.virtual_size,
+          size: d.size,
+        }))
+      : await disksFromFiles(dir, metadata);
+  const vagrantfile = join(dir, 'Vagrantfile');
+  return {
+    name: ref.name,
+    version: ref.version,
+    provider: 'libvirt',
+    dir,
+    metadata,
+    disks,
+    ...((await exists(vagrantfile)) ? { vagrantfile } : {}),
+    ...(record?.added_at === undefined ? {} : { addedAt: record.added_at }),
+    ...(record?.source === undefined ? {} : { source: record.source }),
+    ...(record?.archive_sha256 === undefined ? {} : { archiveSha256: record.archive_sha256 }),
+  };
+}
+
+/** One stored box, or undefined. */
+export async function getBox(ref: BoxRef, options: StoreOptions = {}): Promise<StoredBox | undefined> {
+  return loadBox(ref, boxDir(ref, options));
+}
+
+async function listDir(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+/** Every stored box, by name, then version (oldest first). */
+export async function listBoxes(options: StoreOptions = {}): Promise<StoredBox[]> {
+  const root = boxesDir(options);
+  const out: StoredBox[] = [];
+  for (const entry of (await listDir(root)).sort()) {
+    if (entry.startsWith('.')) continue;
+    const name = unescapeBoxName(entry);
+    for (const version of await listDir(join(root, entry))) {
+      const box = await loadBox({ name, version }, join(root, entry, version, PROVIDER_DIR));
+      if (box !== undefined) out.push(box);
+    }
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : compareVersions(a.version, b.version)));
+}
+
+/** The stored versions of a box, newest first. */
+export async function boxVersions(name: string, options: StoreOptions = {}): Promise<string[]> {
+  const boxes = (await listBoxes(options)).filter((b) => b.name === name);
+  return sortVersionsDescending(boxes.map((b) => b.version));
+}
+
+/**
+ * The stored box `name` at `version` (a version or a constraint), else its newest
+ * version. Throws a UserError naming what is stored when there is no such box.
+ */
+export async function findBox(name: string, version?: string, options: StoreOptions = {}): Promise<StoredBox> {
+  const versions = await boxVersions(name, options);
+  if (versions.length === 0) {
+    throw new UserError(`There is no box '${name}' in the box store.`, {
+      hint: `Add it with 'vmenv box add <file or URL> --name ${name}'; 'vmenv box list' shows what is stored.`,
+    });
+  }
+  const chosen = version === undefined ? versions[0] : versions.includes(version) ? version : selectVersion(versions, version);
+  if (chosen === undefined) {
+    throw new UserError(`Box '${name}' has no version matching '${version!}'.`, { hint: `Stored versions: ${versions.join(', ')}.` });
+  }
+  return (await getBox({ name, version: chosen }, options))!;
+}
+
+/** Bytes a folder takes on disk (allocated blocks, so sparse images count as they are). */
+export async function sizeOnDisk(path: string): Promise<number> {
+  let total = 0;
+  const st = await lstat(path);
+  if (!st.isDirectory()) return st.blocks * 512;
+  for (const entry of await readdir(path)) total += await sizeOnDisk(join(path, entry));
+  return total;
+}
+
+/** The box as `ensureBoxVolumes` (upload.ts) takes it. */
+export function toUploadBox(box: StoredBox): BoxToUpload {
+  return { name: box.name, version: box.version, disks: box.disks.map((d) => ({ path: d.path, virtualSize: BigInt(d.virtualSize) })) };
+}
+
+// ---------------------------------------------------------------------------
+// Uploads bookkeeping
+
+/** A volume holding one of the box's disks: the same shape as upload.ts's UploadRecord. */
+export interface BoxUpload {
+  uri: string;
+  pool: string;
+  volume: string;
+}
+
+const sameUpload = (a: BoxUpload, b: BoxUpload): boolean => a.uri === b.uri && a.pool === b.pool && a.volume === b.volume;
+
+function noSuchBox(ref: BoxRef): UserError {
+  return new UserError(`There is no box '${ref.name}' version ${ref.version} in the box store.`, {
+    hint: "'vmenv box list' shows what is stored.",
+  });
+}
+
+async function readUploads(dir: string): Promise<BoxUpload[]> {
+  const raw = await readJson<unknown>(join(dir, UPLOADS_FILE));
+  if (raw === undefined) return [];
+  const list = Array.isArray(raw) ? raw : Array.isArray((raw as { uploads?: unknown }).uploads) ? (raw as { uploads: unknown[] }).uploads : [];
+  return list.filter(
+    (u): u is BoxUpload => typeof u === 'object' && u !== null && typeof (u as BoxUpload).uri === 'string' && typeof (u as BoxUpload).pool === 'string' && typeof (u as BoxUpload).volume === 'string',
+  );
+}
+
+/** Where the box's disks were uploaded. */
+export async function listUploads(box: BoxRef, options: StoreOptions = {}): Promise<BoxUpload[]> {
+  return readUploads(boxDir(box, options));
+}
+
+/** Notes that one of the box's disks now lives in a pool (idempotent). */
+export async function recordUpload(box: BoxRef, entry: BoxUpload, options: StoreOptions = {}): Promise<void> {
+  await withFileLock(
+    boxLockPath(box, options),
+    async () => {
+      const dir = boxDir(box, options);
+      if (!(await exists(join(dir, METADATA_FILE)))) throw noSuchBox(box);
+      const uploads = await readUploads(dir);
+      if (uploads.some((u) => sameUpload(u, entry))) return;
+      uploads.push({ uri: entry.uri, pool: entry.pool, volume: entry.volume });
+      await writeJsonAtomic(join(dir, UPLOADS_FILE), uploads);
+    },
+    { purpose: `recording an upload of box ${box.name} ${box.version}`, timeoutMs: 120_000 },
+  );
+}
+
+/** Forgets an upload (its volume was deleted). */
+export async function forgetUpload(box: BoxRef, entry: BoxUpload, options: StoreOptions = {}): Promise<void> {
+  await withFileLock(boxLockPath(box, options), () => forgetUploadsUnlocked(box, [entry], options), {
+    purpose: `updating the uploads of box ${box.name} ${box.version}`,
+    timeoutMs: 120_000,
+  });
+}
+
+async function forgetUploadsUnlocked(box: BoxRef, entries: BoxUpload[], options: StoreOptions): Promise<void> {
+  const dir = boxDir(box, options);
+  if (!(await exists(dir))) return;
+  const uploads = await readUploads(dir);
+  const left = uploads.filter((u) => !entries.some((e) => sameUpload(u, e)));
+  if (left.length !== uploads.length) await writeJsonAtomic(join(dir, UPLOADS_FILE), left);
+}
+
+/**
+ * A lock for `ensureBoxVolumes` (upload.ts): serializes uploads of the same volume
+ * between vmenv processes on this host.
+ */
+export function uploadLock(options: StoreOptions & { signal?: AbortSignal; onWait?: (holder: LockOwner | undefined) => void } = {}): WithLock {
+  return <T>(key: string, fn: () => Promise<T>): Promise<T> =>
+    withFileLock(lockPath(`upload-${createHash('sha256').update(key).digest('hex').slice(0, 24)}`, options), fn, {
+      purpose: `uploading ${key}`,
+      timeoutMs: 3_600_000,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onWait ? { onWait: options.onWait } : {}),
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The machine index (issue #4 writes it)
+
+export interface MachineIndexEntry {
+  id: string;
+  project: string;
+  machine: string;
+  box: BoxRef;
+  uri: string;
+  domain: string;
+  state?: string;
+}
+
+export function machineIndexPath(options: StoreOptions = {}): string {
+  return join(options.home ?? vmenvHome(), 'machines.json');
+}
+
+/** The machines in the global index; none when it does not exist yet. */
+export async function readMachineIndex(options: StoreOptions = {}): Promise<MachineIndexEntry[]> {
+  const path = machineIndexPath(options);
+  let raw: unknown;
+  try {
+    raw = await readJson<unknown>(path);
+  } catch (err) {
+    throw new UserError(`The machine index ${path} cannot be read: ${(err as Error).message}`, {
+      hint: 'vmenv cannot tell which machines use which boxes. Fix or remove that file (vmenv rebuilds it as machines are brought up).',
+      cause: err,
+    });
+  }
+  if (raw === undefined) return [];
+  const machines = (raw as { machines?: unknown }).machines;
+  if (!Array.isArray(machines)) {
+    throw new UserError(`The machine index ${path} has no "machines" list.`, {
+      hint: 'vmenv cannot tell which machines use which boxes. Fix or remove that file.',
+    });
+  }
+  return machines.filter((m): m is MachineIndexEntry => {
+    const e = m as Partial<MachineIndexEntry> | null;
+    return typeof e === 'object' && e !== null && typeof e.box === 'object' && e.box !== null && typeof e.box.name === 'string';
+  });
+}
+
+/** Machines that use the box (a version of it, or any version when version is undefined). */
+export function machinesUsing(index: readonly MachineIndexEntry[], name: string, version?: string): MachineIndexEntry[] {
+  return index.filter((m) => m.box.name === name && (version === undefined || String(m.box.version) === version));
+}
+
+export function describeMachine(m: MachineIndexEntry): string {
+  return `${m.machine} (${m.project})`;
+}
+
+// ---------------------------------------------------------------------------
+// Adding
+
+export type AddEvent =
+  | { type: 'source'; kind: 'file' | 'url' | 'catalog'; name?: string; version?: string; url?: string }
+  | ({ type: 'download' } & DownloadProgress)
+  | { type: 'unpack'; bytes: number; total?: number }
+  | { type: 'wait'; what: string; holder?: LockOwner };
+
+export interface AddBoxOptions extends StoreOptions {
+  /** Name for the box (default: the catalog's, else metadata.json's vmenv.name). */
+  name?: string;
+  /** Catalogs: a version constraint; files and URLs: the version to record. */
+  version?: string;
+  /** Expected checksum of the .box, as algo:hex (or parsed). */
+  checksum?: string | Checksum;
+  /** Replace a stored box of the same name and version. */
+  force?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (e: AddEvent) => void;
+  /** Longest wait for another process adding the same box (default 30 min). */
+  lockTimeoutMs?: number;
+  /** Resolve relative paths from here (default: process.cwd()). */
+  cwd?: string;
+  /** Download retries after a dropped connection (default 3). */
+  retries?: number;
+  retryDelayMs?: number;
+}
+
+export interface AddBoxResult {
+  box: StoredBox;
+  /** A different box of the same name and version was replaced (--force). */
+  replaced: boolean;
+  /** The very same box (same archive) was already stored; nothing changed. */
+  alreadyPresent: boolean;
+}
+
+function alreadyStored(ref: BoxRef, existing: StoredBox): UserError {
+  return new UserError(`Box '${ref.name}' version ${ref.version} is already in the box store${existing.source ? ` (added from ${existing.source})` : ''}.`, {
+    hint: 'Add it with --force to replace it, or give another version with --box-version.',
+  });
+}
+
+async function freeBytes(path: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(path);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return undefined;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes leftovers in .tmp from vmenv processes that died (best effort). */
+async function sweepTmp(options: StoreOptions): Promise<void> {
+  for (const entry of await listDir(tmpDir(options))) {
+    const m = /^[a-z]+-(\d+)-[0-9a-f]+$/.exec(entry);
+    if (m === null || pidAlive(Number(m[1]))) continue;
+    await rm(join(tmpDir(options), entry), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * `vmenv box add`: a .box file, an http(s) URL to one, a catalog (file or URL), or a
+ * bare name (which is an error: there is no default catalog).
+ */
+export async function addBox(source: string, options: AddBoxOptions = {}): Promise<AddBoxResult> {
+  const { signal } = options;
+  if (options.name !== undefined) validateBoxName(options.name);
+  const checksum = typeof options.checksum === 'string' ? parseChecksum(options.checksum) : options.checksum;
+  const classified = await classifySource(source, {
+    ...(signal ? { signal } : {}),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
+
+  if (classified.kind === 'name') {
+    const versions = await boxVersions(classified.name, options).catch(() => [] as string[]);
+    if (versions.length > 0) {
+      throw new UserError(`Box '${classified.name}' is already in the box store (version${versions.length > 1 ? 's' : ''} ${versions.join(', ')}).`, {
+        hint: 'To add another version or replace it, give its .box file, URL or catalog (with --force to replace).',
+      });
+    }
+    throw new UserError(`No catalog configured for '${classified.name}', and no such file: give a file or URL.`, {
+      hint: `vmenv box add ./${classified.name.replaceAll('/', '-')}.box --name ${classified.name}  (or an https:// URL to a .box or a catalog .json)`,
+    });
+  }
+
+  if (classified.kind === 'file') {
+    if (options.version !== undefined) validateFileVersion(options.version);
+    options.onEvent?.({ type: 'source', kind: 'file' });
+    const size = (await stat(classified.path)).size;
+    return addBoxArchive(classified.path, {
+      ...options,
+      ...(checksum ? { checksum } : {}),
+      source: classified.path,
+      archiveSize: size,
+    });
+  }
+
+  let url: string;
+  let name = options.name;
+  let version = options.version;
+  let expected = checksum;
+  if (classified.kind === 'catalog') {
+    const resolved = resolveCatalog(classified.catalog, {
+      ...(options.version === undefined ? {} : { constraint: options.version }),
+      baseUrl: classified.baseUrl,
+      source: classified.source,
+    });
+    url = resolved.url;
+    name ??= resolved.name;
+    validateBoxName(name);
+    version = resolved.version;
+    expected ??= resolved.checksum;
+    options.onEvent?.({ type: 'source', kind: 'catalog', name, version, url: redactUrl(url) });
+    if (url.startsWith('file:')) {
+      const path = fileURLToPath(url);
+      if (!(await exists(path))) {
+        throw new UserError(`The catalog ${classified.source} names ${path} for version ${version}, which does not exist.`, { hint: 'Fix the catalog, or give the .box file directly.' });
+      }
+      await precheck({ name, version }, expected, options);
+      return addBoxArchive(path, { ...options, name, version, ...(expected ? { checksum: expected } : {}), source: path, archiveSize: (await stat(path)).size });
+    }
+  } else {
+    url = classified.url;
+    if (version !== undefined) validateFileVersion(version);
+    options.onEvent?.({ type: 'source', kind: 'url', url: redactUrl(url) });
+  }
+
+  if (name !== undefined && version !== undefined) {
+    const same = await precheck({ name, version }, expected, options);
+    if (same !== undefined) return { box: same, replaced: false, alreadyPresent: true };
+  }
+
+  // Download (resumable) under a lock per URL, then unpack from the verified file.
+  await mkdir(boxesDir(options), { recursive: true });
+  const key = createHash('sha256').update(redactUrl(url) + (url.includes('?') ? url : '')).digest('hex').slice(0, 24);
+  const dest = join(boxesDir(options), '.downloads', `${key}.box`);
+  const downloaded = await withFileLock(
+    lockPath(`download-${key}`, options),
+    () =>
+      downloadFile(url, dest, {
+        ...(signal ? { signal } : {}),
+        ...(expected ? { checksum: expected } : {}),
+        alsoHash: ['sha256'],
+        onProgress: (p) => options.onEvent?.({ type: 'download', ...p }),
+        ...(options.retries === undefined ? {} : { retries: options.retries }),
+        ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
+      }),
+    {
+      purpose: `downloading ${redactUrl(url)}`,
+      timeoutMs: options.lockTimeoutMs ?? 1_800_000,
+      ...(signal ? { signal } : {}),
+      onWait: (holder) => options.onEvent?.({ type: 'wait', what: `another download of ${redactUrl(url)}`, ...(holder ? { holder } : {}) }),
+    },
+  );
+  try {
+    return await addBoxArchive(downloaded.path, {
+      ...options,
+      ...(name === undefined ? {} : { name }),
+      ...(version === undefined ? {} : { version }),
+      // Already verified while downloading; the archive's sha256 is known too.
+      source: redactUrl(url),
+      archiveSize: downloaded.size,
+      knownSha256: downloaded.digests.sha256!,
+      ...(expected ? { verifiedChecksum: formatChecksum(expected) } : {}),
+    });
+  } finally {
+    await rm(downloaded.path, { force: true });
+  }
+}
+
+function validateFileVersion(version: string): void {
+  if (/[<>=~!,]/.test(version)) {
+    throw new UserError(`--box-version '${version}' is a constraint, but this box is a file or URL, not a catalog.`, {
+      hint: 'For a .box file, --box-version is the version to store it as (e.g. 1.2.0). Constraints choose among a catalog\'s versions.',
+      exitCode: ExitCode.usage,
+    });
+  }
+  validateBoxVersion(version);
+}
+
+/** Before downloading: a stored box of that name and version is an error unless --force, or the very same (by sha256). */
+async function precheck(ref: BoxRef, expected: Checksum | undefined, options: AddBoxOptions): Promise<StoredBox | undefined> {
+  validateBoxVersion(ref.version);
+  const existing = await getBox(ref, options);
+  if (existing === undefined || options.force === true) return undefined;
+  if (expected?.algorithm === 'sha256' && existing.archiveSha256 === expected.hex) return existing;
+  throw alreadyStored(ref, existing);
+}
+
+export interface AddArchiveOptions extends AddBoxOptions {
+  /** Recorded as where the box came from. */
+  source?: string;
+  /** Bytes of the archive, for progress. */
+  archiveSize?: number;
+  /** The archive's sha256 when already known (skips hashing it again). */
+  knownSha256?: string;
+  /** A checksum already verified by the caller, to record. */
+  verifiedChecksum?: string;
+}
+
+/**
+ * Adds a .box (a path or a stream) to the store: unpacks it into the store's .tmp,
+ * verifies it (structure, checksum), then moves it into place under the box's lock.
+ * Used by `box add` and by `box build --add`. `version` here is exact, not a constraint.
+ */
+export async function addBoxArchive(archive: string | Readable, options: AddArchiveOptions = {}): Promise<AddBoxResult> {
+  const { signal } = options;
+  if (options.name !== undefined) validateBoxName(options.name);
+  if (options.version !== undefined) validateBoxVersion(options.version);
+  const checksum = typeof options.checksum === 'string' ? parseChecksum(options.checksum) : options.checksum;
+  const root = boxesDir(options);
+  await mkdir(tmpDir(options), { recursive: true });
+  await sweepTmp(options);
+
+  const staging = tmpName(options, 'add');
+  const hashing = new HashingStream([...(options.knownSha256 === undefined ? (['sha256'] as const) : []), ...(checksum && options.verifiedChecksum === undefined ? [checksum.algorithm] : [])]);
+  const input = typeof archive === 'string' ? createReadStream(archive, { highWaterMark: 1024 * 1024 }) : archive;
+  const free = await freeBytes(root);
+  const label = typeof archive === 'string' ? `The box file ${options.source ?? archive}` : 'The box archive';
+  input.on('error', (err: Error) => hashing.destroy(err));
+  const unpacked = await readBoxArchive(input.pipe(hashing), staging, {
+    ...(signal ? { signal } : {}),
+    ...(free === undefined ? {} : { maxBytes: Math.max(0, free - 64 * 1024 * 1024) }),
+    label,
+    onProgress: (bytes) => options.onEvent?.({ type: 'unpack', bytes, ...(options.archiveSize === undefined ? {} : { total: options.archiveSize }) }),
+  }).catch((err: unknown) => {
+    input.destroy();
+    if (err instanceof UserError && /larger than allowed/.test(err.message)) {
+      throw new UserError(`Not enough free space in ${root} to add this box.`, { hint: 'Free some disk space (vmenv box remove …) and try again.', cause: err });
+    }
+    throw err;
+  });
+
+  try {
+    for (const reserved of RESERVED_FILES) {
+      if (unpacked.files.includes(reserved)) {
+        throw new UserError(`${label} contains '${reserved}', a name vmenv keeps for its own records.`, { hint: 'Repack the box without that file.' });
+      }
+    }
+    const sha256 = options.knownSha256 ?? hashing.hash.digest('sha256');
+    let verified = options.verifiedChecksum;
+    if (checksum !== undefined && verified === undefined) {
+      const actual = hashing.hash.digest(checksum.algorithm);
+      if (actual !== checksum.hex) {
+        throw new ChecksumMismatchError(options.source ?? 'the box', checksum, actual);
+      }
+      verified = formatChecksum(checksum);
+    }
+
+    const vm = unpacked.metadata.vmenv;
+    const name = options.name ?? vm?.name;
+    if (name === undefined) {
+      throw new UserError('This box does not say its name.', {
+        hint: 'Give one with --name (e.g. --name debian-12).',
+        exitCode: ExitCode.usage,
+      });
+    }
+    validateBoxName(name);
+    const version = options.version ?? vm?.version ?? '0';
+    validateBoxVersion(version);
+    const ref = { name, version };
+
+    const record: StoredBoxRecord = {
+      name,
+      version,
+      provider: 'libvirt',
+      added_at: new Date().toISOString(),
+      ...(options.source === undefined ? {} : { source: options.source }),
+      archive_sha256: sha256,
+      ...(verified === undefined ? {} : { verified_checksum: verified }),
+      disks: unpacked.disks.map((d) => ({
+        path: d.boxPath,
+        ...(d.name === undefined ? {} : { name: d.name }),
+        format: d.format,
+        virtual_size: d.virtualSize,
+        size: d.size,
+      })),
+    };
+    await writeJsonAtomic(join(staging, RECORD_FILE), record);
+
+    const outcome = await withFileLock(
+      boxLockPath(ref, options),
+      async (): Promise<{ replaced: boolean; alreadyPresent: boolean }> => {
+        const final = boxDir(ref, options);
+        const existing = await getBox(ref, options);
+        if (existing !== undefined && options.force !== true) {
+          if (existing.archiveSha256 === sha256) return { replaced: false, alreadyPresent: true };
+          throw alreadyStored(ref, existing);
+        }
+        if (existing !== undefined || (await exists(final))) {
+          // Keep the old box's uploads on record, so `box remove` deletes those volumes too.
+          const old = await readUploads(final);
+          if (old.length > 0) await writeJsonAtomic(join(staging, UPLOADS_FILE), old);
+          const graveyard = tmpName(options, 'old');
+          await rename(final, graveyard);
+          try {
+            await rename(staging, final);
+          } catch (err) {
+            await rename(graveyard, final).catch(() => undefined);
+            throw err;
+          }
+          await rm(graveyard, { recursive: true, force: true });
+          return { replaced: true, alreadyPresent: false };
+        }
+        await mkdir(join(root, escapeBoxName(name), version), { recursive: true });
+        await rename(staging, final);
+        return { replaced: false, alreadyPresent: false };
+      },
+      {
+        purpose: `adding box ${name} ${version}`,
+        timeoutMs: options.lockTimeoutMs ?? 1_800_000,
+        ...(signal ? { signal } : {}),
+        onWait: (holder) => options.onEvent?.({ type: 'wait', what: `another vmenv working on box ${name} ${version}`, ...(holder ? { holder } : {}) }),
+      },
+    );
+    const box = await getBox(ref, options);
+    if (box === undefined) throw new Error(`box ${name} ${version} vanished right after it was added`);
+    return { box, ...outcome };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Removing
+
+/** The libvirt calls `box remove` makes (LibvirtClient has them all). */
+export interface BoxLibvirt {
+  storagePoolLookupByName(name: string): Promise<StoragePoolRef>;
+  storageVolLookupByName(pool: StoragePoolRef, name: string): Promise<StorageVolRef>;
+  storageVolDelete(vol: StorageVolRef, flags?: number): Promise<void>;
+  domainLookupByName(name: string): Promise<DomainRef>;
+  domainGetState(d: DomainRef): Promise<{ state: number; reason: number }>;
+  close(): Promise<void>;
+}
+
+export type LibvirtOpener = (uri: string, signal?: AbortSignal) => Promise<BoxLibvirt>;
+
+const defaultOpener: LibvirtOpener = (uri, signal) => {
+  const timeout = AbortSignal.timeout(20_000);
+  return openLibvirt(uri, { keepalive: false, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+};
+
+export interface RemoveBoxOptions extends StoreOptions {
+  /** Remove this version (needed when several are stored, unless `all`). */
+  version?: string;
+  all?: boolean;
+  /** Remove even though machines use the box, as long as none of them is running. */
+  force?: boolean;
+  signal?: AbortSignal;
+  /** How to reach libvirt (default: openLibvirt). */
+  openLibvirt?: LibvirtOpener;
+  /** Longest wait for another process working on the box (default 2 min). */
+  lockTimeoutMs?: number;
+}
+
+export interface RemoveBoxResult {
+  removed: BoxRef[];
+  /** Volumes deleted from pools. */
+  volumesDeleted: BoxUpload[];
+  /** Volumes (or pools) that were already gone. */
+  volumesMissing: BoxUpload[];
+  /** Machines that used the removed boxes (removed anyway with --force; none running). */
+  orphanedMachines: MachineIndexEntry[];
+}
+
+class Connections {
+  private readonly clients = new Map<string, Promise<BoxLibvirt>>();
+  constructor(
+    private readonly opener: LibvirtOpener,
+    private readonly signal?: AbortSignal,
+  ) {}
+  get(uri: string): Promise<BoxLibvirt> {
+    let c = this.clients.get(uri);
+    if (c === undefined) {
+      c = this.opener(uri, this.signal);
+      c.catch(() => undefined);
+      this.clients.set(uri, c);
+    }
+    return c;
+  }
+  async closeAll(): Promise<void> {
+    for (const c of this.clients.values()) {
+      try {
+        await (await c).close();
+      } catch {
+        // unreachable or already closed
+      }
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Running, or not provably stopped: any state but shut off / crashed. */
+async function runningMachines(machines: MachineIndexEntry[], conns: Connections): Promise<{ running: string[]; unknown: string[] }> {
+  const running: string[] = [];
+  const unknown: string[] = [];
+  for (const m of machines) {
+    try {
+      const client = await conns.get(m.uri);
+      let dom: DomainRef;
+      try {
+        dom = await client.domainLookupByName(m.domain);
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        throw err;
+      }
+      const { state } = await client.domainGetState(dom);
+      if (state !== DomainState.shutoff && state !== DomainState.crashed) running.push(`${describeMachine(m)}: ${domainStateName(state)}`);
+    } catch (err) {
+      unknown.push(`${describeMachine(m)}: libvirt at ${m.uri} cannot be asked (${errText(err)})`);
+    }
+  }
+  return { running, unknown };
+}
+
+/**
+ * `vmenv box remove`: deletes the box's volumes from every pool it was uploaded to,
+ * then the box from the store. Refuses while machines use it (naming them); with
+ * `force`, goes ahead only when none of those machines is running.
+ */
+export async function removeBox(name: string, options: RemoveBoxOptions = {}): Promise<RemoveBoxResult> {
+  const { signal } = options;
+  const versions = await boxVersions(name, options);
+  if (versions.length === 0) {
+    const all = await listBoxes(options);
+    throw new UserError(`There is no box '${name}' in the box store.`, {
+      hint: all.length === 0 ? 'The box store is empty.' : `Stored boxes: ${[...new Set(all.map((b) => b.name))].join(', ')}.`,
+    });
+  }
+  let targets: string[];
+  if (options.all === true) targets = versions;
+  else if (options.version !== undefined) {
+    if (!versions.includes(options.version)) {
+      throw new UserError(`Box '${name}' has no version ${options.version}.`, { hint: `Stored versions: ${versions.join(', ')}.` });
+    }
+    targets = [options.version];
+  } else if (versions.length === 1) targets = versions;
+  else {
+    throw new UserError(`Box '${name}' has several versions: ${versions.join(', ')}.`, {
+      hint: 'Say which with --box-version <version>, or remove them all with --all.',
+      exitCode: ExitCode.usage,
+    });
+  }
+
+  const index = await readMachineIndex(options);
+  const users = targets.flatMap((v) => machinesUsing(index, name, v));
+  const conns = new Connections(options.openLibvirt ?? defaultOpener, signal);
+  const result: RemoveBoxResult = { removed: [], volumesDeleted: [], volumesMissing: [], orphanedMachines: [] };
+  try {
+    if (users.length > 0) {
+      const list = users.map((m) => `${describeMachine(m)} uses ${m.box.name} ${m.box.version}`).join('; ');
+      if (options.force !== true) {
+        throw new UserError(`Box '${name}' is still used by ${users.length === 1 ? 'a machine' : `${users.length} machines`}: ${list}.`, {
+          hint: "Destroy those machines first (vmenv destroy), or remove the box anyway with --force when they are stopped (they cannot start again without it).",
+        });
+      }
+      const { running, unknown } = await runningMachines(users, conns);
+      if (running.length > 0) {
+        throw new UserError(`Box '${name}' is used by running machines: ${running.join('; ')}.`, {
+          hint: 'Stop or destroy them first (vmenv halt / vmenv destroy); --force removes a box only when no machine using it runs.',
+        });
+      }
+      if (unknown.length > 0) {
+        throw new UserError(`Cannot make sure that no machine using box '${name}' is running: ${unknown.join('; ')}.`, {
+          hint: 'Make that libvirt daemon reachable (vmenv doctor), or destroy those machines first.',
+          exitCode: ExitCode.unavailable,
+        });
+      }
+      result.orphanedMachines = users;
+    }
+
+    for (const version of targets) {
+      const ref = { name, version };
+      await withFileLock(
+        boxLockPath(ref, options),
+        async () => {
+          const dir = boxDir(ref, options);
+          const uploads = await readUploads(dir);
+          const done: BoxUpload[] = [];
+          const failed: string[] = [];
+          for (const u of uploads) {
+            signal?.throwIfAborted();
+            try {
+              const client = await conns.get(u.uri);
+              let pool: StoragePoolRef;
+              let vol: StorageVolRef;
+              try {
+                pool = await client.storagePoolLookupByName(u.pool);
+                vol = await client.storageVolLookupByName(pool, u.volume);
+              } catch (err) {
+                if (!isNotFound(err)) throw err;
+                result.volumesMissing.push(u);
+                done.push(u);
+                continue;
+              }
+              try {
+                await client.storageVolDelete(vol);
+                result.volumesDeleted.push(u);
+              } catch (err) {
+                if (!isNotFound(err)) throw err;
+                result.volumesMissing.push(u);
+              }
+              done.push(u);
+            } catch (err) {
+              if (signal?.aborted === true) throw signal.reason;
+              failed.push(`${u.pool}/${u.volume} at ${u.uri}: ${errText(err)}`);
+            }
+          }
+          await forgetUploadsUnlocked(ref, done, options);
+          if (failed.length > 0) {
+            throw new UserError(`Box '${name}' ${version} was kept: ${failed.length === 1 ? 'a volume' : 'volumes'} it uploaded could not be deleted: ${failed.join('; ')}.`, {
+              hint: 'Make sure those libvirt daemons are reachable (vmenv doctor), then run the command again; vmenv remembers what is left to delete.',
+              exitCode: ExitCode.unavailable,
+            });
+          }
+          const graveyard = tmpName(options, 'rm');
+          await mkdir(tmpDir(options), { recursive: true });
+          await rename(dir, graveyard);
+          await rm(graveyard, { recursive: true, force: true });
+          const versionDir = join(boxesDir(options), escapeBoxName(name), version);
+          await rmdir(versionDir).catch(() => undefined);
+          await rmdir(join(boxesDir(options), escapeBoxName(name))).catch(() => undefined);
+          result.removed.push(ref);
+        },
+        { purpose: `removing box ${name} ${version}`, timeoutMs: options.lockTimeoutMs ?? 120_000, ...(signal ? { signal } : {}) },
+      );
+    }
+  } finally {
+    await conns.closeAll();
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Listing, as `box list` shows it
+
+export interface BoxListEntry {
+  name: string;
+  version: string;
+  provider: 'libvirt';
+  /** Bytes on disk. */
+  size: number;
+  path: string;
+  disks: { path: string; format: DiskFormat; virtual_size: number; size: number }[];
+  uploads: BoxUpload[];
+  /** Machines using it; null when the machine index cannot be read. */
+  machines: { id: string; project: string; machine: string; state?: string }[] | null;
+  added_at?: string;
+  source?: string;
+}
+
+export interface BoxListing {
+  boxes: BoxListEntry[];
+  /** Why machines are unknown, when the index cannot be read. */
+  warning?: string;
+}
+
+export async function describeStore(options: StoreOptions = {}): Promise<BoxListing> {
+  const boxes = await listBoxes(options);
+  let index: MachineIndexEntry[] | null;
+  let warning: string | undefined;
+  try {
+    index = await readMachineIndex(options);
+  } catch (err) {
+    index = null;
+    warning = errText(err);
+  }
+  const entries: BoxListEntry[] = [];
+  for (const b of boxes) {
+    entries.push({
+      name: b.name,
+      version: b.version,
+      provider: 'libvirt',
+      size: await sizeOnDisk(b.dir),
+      path: b.dir,
+      disks: b.disks.map((d) => ({ path: d.path, format: d.format, virtual_size: d.virtualSize, size: d.size })),
+      uploads: await readUploads(b.dir),
+      machines:
+        index === null
+          ? null
+          : machinesUsing(index, b.name, b.version).map((m) => ({ id: m.id, project: m.project, machine: m.machine, ...(m.state === undefined ? {} : { state: m.state }) })),
+      ...(b.addedAt === undefined ? {} : { added_at: b.addedAt }),
+      ...(b.source === undefined ? {} : { source: b.source }),
+    });
+  }
+  return { boxes: entries, ...(warning === undefined ? {} : { warning }) };
+}
