@@ -1,0 +1,23 @@
+import { createHash } from 'node:crypto';
+import { basename, resolve } from 'node:path';
+
+/**
+ * The libvirt name of a machine's domain and the stem of its volumes:
+ * `<project dir>_<machine>_<hash of the project's absolute path>`. Two checkouts of the
+ * same project (same directory name, same machine names) never collide.
+ */
+export function machineResourceName(projectDir: string, machine: string): string {
+  const abs = resolve(projectDir);
+  const hash = createHash('sha256').update(abs).digest('hex').slice(0, 8);
+  const dir = basename(abs).replace(/[^A-Za-z0-9.-]+/g, '-').replace(/^[.-]+/, '').slice(0, 40) || 'project';
+  return `${dir}_${machine}_${hash}`;
+}
+
+/** The volume names a machine owns in its pool. */
+export function machineVolumeNames(resourceName: string): { root: string; seed: string; disk: (i: number) => string } {
+  return {
+    root: `${resourceName}.qcow2`,
+    seed: `${resourceName}-seed.iso`,
+    disk: (i) => `${resourceName}-disk${i}.qcow2`,
+  };
+}

@@ -1,0 +1,150 @@
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { acquireLock, type LockHandle } from '../box/lock.js';
+import { ExitCode, UserError } from '../ui/errors.js';
+import { writeFileAtomic } from './atomic.js';
+
+/** The project's state directory, beside vmenv.yaml. */
+export const STATE_DIR = '.vmenv';
+const STATE_VERSION = 1;
+
+/** A libvirt object that vmenv created for a machine and must remove with it. */
+export interface OwnedVolume {
+  pool: string;
+  name: string;
+  role: 'root' | 'seed' | 'disk';
+}
+
+export interface OwnedNetwork {
+  name: string;
+  /** Whether vmenv created it (and so may remove it when no domain uses it any more). */
+  created: boolean;
+}
+
+export interface PinnedHostKey {
+  algorithm: string;
+  /** The key in base64, as in known_hosts. */
+  key: string;
+  /** `SHA256:…`, as OpenSSH prints it. */
+  fingerprint: string;
+}
+
+/** What vmenv knows of one machine of the project. Written atomically after every change. */
+export interface MachineState {
+  version: typeof STATE_VERSION;
+  machine: string;
+  uri: string;
+  pool: string;
+  /** The libvirt domain, once defined. */
+  domain?: { name: string; uuid: string };
+  box?: { name: string; version: string };
+  volumes: OwnedVolume[];
+  networks: OwnedNetwork[];
+  ssh: { username: string; privateKeyPath: string; hostKey?: PinnedHostKey };
+  /** The last address the machine was reached at. */
+  ip?: string;
+  /** Whether the first provisioning ran (provisioners with run: once). */
+  provisioned: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Paths of a project's state. */
+export class ProjectState {
+  readonly dir: string;
+
+  constructor(readonly projectDir: string) {
+    this.dir = join(projectDir, STATE_DIR);
+  }
+
+  machineDir(machine: string): string {
+    return join(this.dir, 'machines', machine);
+  }
+
+  private stateFile(machine: string): string {
+    return join(this.machineDir(machine), 'state.json');
+  }
+
+  /** The machine's state, or undefined when the machine was never created. */
+  async read(machine: string): Promise<MachineState | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.stateFile(machine), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new UserError(`the state of machine '${machine}' (${this.stateFile(machine)}) is not valid JSON`, {
+        hint: `If the machine is gone, delete ${this.machineDir(machine)}; otherwise restore the file.`,
+      });
+    }
+    const state = parsed as Partial<MachineState>;
+    if (state.version !== STATE_VERSION) {
+      throw new UserError(`the state of machine '${machine}' has version ${String(state.version)}; this vmenv reads version ${STATE_VERSION}`, {
+        hint: 'Use the vmenv that created the machine, or destroy it with that vmenv first.',
+      });
+    }
+    return state as MachineState;
+  }
+
+  async write(state: MachineState): Promise<void> {
+    const next = { ...state, updatedAt: new Date().toISOString() };
+    await writeFileAtomic(this.stateFile(state.machine), `${JSON.stringify(next, null, 2)}\n`, 0o600);
+  }
+
+  /** Reads, changes and writes a machine's state; the caller holds the project lock. */
+  async update(machine: string, change: (s: MachineState) => MachineState | void): Promise<MachineState> {
+    const current = await this.read(machine);
+    if (!current) throw new Error(`machine '${machine}' has no state to update`);
+    const next = change(current) ?? current;
+    await this.write(next);
+    return next;
+  }
+
+  /** Forgets a machine: its state, key and pinned host key. */
+  async remove(machine: string): Promise<void> {
+    await rm(this.machineDir(machine), { recursive: true, force: true });
+  }
+
+  /** Machines that have state. */
+  async machines(): Promise<string[]> {
+    try {
+      return (await readdir(join(this.dir, 'machines'), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  /**
+   * Serializes commands on this project. A second command waits (telling the user who
+   * holds the lock) up to `timeoutMs`, then fails clearly.
+   */
+  async lock(purpose: string, options: { signal?: AbortSignal; timeoutMs?: number; onWait?: (holder: string) => void } = {}): Promise<LockHandle> {
+    try {
+      return await acquireLock(join(this.dir, 'lock'), {
+        purpose,
+        timeoutMs: options.timeoutMs ?? 600_000,
+        ...(options.signal ? { signal: options.signal } : {}),
+        onWait: (holder) =>
+          options.onWait?.(holder ? `pid ${holder.pid} (${holder.purpose ?? 'another vmenv command'}) since ${holder.since}` : 'another vmenv command'),
+      });
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new UserError(`another vmenv command is working on this project (${this.projectDir})`, {
+        hint: 'Wait for it to finish, or stop it; its pid is in .vmenv/lock.',
+        exitCode: ExitCode.user,
+        cause: err,
+      });
+    }
+  }
+}
+
+export function newMachineState(fields: Omit<MachineState, 'version' | 'createdAt' | 'updatedAt' | 'volumes' | 'networks' | 'provisioned'>): MachineState {
+  const now = new Date().toISOString();
+  return { version: STATE_VERSION, volumes: [], networks: [], provisioned: false, createdAt: now, updatedAt: now, ...fields };
+}
