@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -326,36 +326,39 @@ function refuse(label: string, entry: string, what: string): UserError {
   });
 }
 
-/** Reads up to n bytes from the start of a stream and puts them back. */
-async function peek(stream: Readable, n: number): Promise<Buffer> {
+/**
+ * Reads up to n bytes from the start of a stream; returns them and a stream that yields
+ * everything (those bytes first). Destroying that stream destroys the source.
+ */
+async function peek(source: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const it = source[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
   const chunks: Buffer[] = [];
   let have = 0;
-  await new Promise<void>((resolve, reject) => {
-    const done = (err?: Error): void => {
-      stream.off('readable', onReadable);
-      stream.off('end', onEnd);
-      stream.off('error', onError);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onReadable = (): void => {
-      let chunk: Buffer | null;
-      while (have < n && (chunk = stream.read() as Buffer | null) !== null) {
-        chunks.push(chunk);
-        have += chunk.length;
+  let ended = false;
+  while (have < n) {
+    const r = await it.next();
+    if (r.done === true) {
+      ended = true;
+      break;
+    }
+    const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+    chunks.push(chunk);
+    have += chunk.length;
+  }
+  async function* replay(): AsyncGenerator<Buffer> {
+    try {
+      yield* chunks;
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done === true) return;
+        yield typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
       }
-      if (have >= n) done();
-    };
-    const onEnd = (): void => done();
-    const onError = (err: Error): void => done(err);
-    stream.on('readable', onReadable);
-    stream.on('end', onEnd);
-    stream.on('error', onError);
-    onReadable();
-  });
-  const all = Buffer.concat(chunks);
-  if (all.length > 0) stream.unshift(all);
-  return all.subarray(0, n);
+    } finally {
+      if (!ended) await it.return?.();
+    }
+  }
+  return { head: Buffer.concat(chunks).subarray(0, n), stream: Readable.from(replay(), { objectMode: false }) };
 }
 
 class ByteMeter extends Transform {
@@ -422,10 +425,12 @@ interface FileRecord {
   head: Buffer;
 }
 
-async function unpack(input: Readable, destDir: string, label: string, options: ReadBoxOptions): Promise<ReadBoxResult> {
+async function unpack(source: Readable, destDir: string, label: string, options: ReadBoxOptions): Promise<ReadBoxResult> {
   const { signal, maxBytes } = options;
-  const head = await peek(input, 512);
-  const compression = detectCompression(head, label);
+  let input = source;
+  const peeked = await peek(input, 512);
+  const compression = detectCompression(peeked.head, label);
+  input = peeked.stream;
 
   const meter = new ByteMeter((n) => options.onProgress?.(n));
   const extract = tar.extract();
@@ -506,21 +511,32 @@ async function unpack(input: Readable, destDir: string, label: string, options: 
       const heads: Buffer[] = [];
       let headLen = 0;
       const keepAll = name === METADATA_FILE;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
+      // Read the entry with its own iterator (it throws when the archive breaks off, even
+      // if the entry was already cut short) and write it in batches.
+      const fh = await open(target, 'wx', 0o644);
+      try {
+        let batch: Buffer[] = [];
+        let batchLen = 0;
+        for await (const data of entry) {
+          const chunk = data as Buffer;
           got += chunk.length;
-          if (got > declared) {
-            cb(corrupt(label, `entry '${rawName}' holds more bytes than its header declares`));
-            return;
-          }
+          if (got > declared) throw corrupt(label, `entry '${rawName}' holds more bytes than its header declares`);
           if (keepAll || headLen < QCOW2_HEADER_BYTES) {
             heads.push(chunk);
             headLen += chunk.length;
           }
-          cb(null, chunk);
-        },
-      });
-      await pipeline(entry, counter, createWriteStream(target, { flags: 'wx', mode: 0o644 }));
+          batch.push(chunk);
+          batchLen += chunk.length;
+          if (batchLen >= 1024 * 1024) {
+            await writeAll(fh, batch, batchLen);
+            batch = [];
+            batchLen = 0;
+          }
+        }
+        if (batchLen > 0) await writeAll(fh, batch, batchLen);
+      } finally {
+        await fh.close();
+      }
       if (got !== declared) throw corrupt(label, `entry '${rawName}' declares ${declared} bytes but holds ${got}`);
       total += got;
       const content = Buffer.concat(heads);
@@ -596,6 +612,15 @@ async function unpack(input: Readable, destDir: string, label: string, options: 
   };
 }
 
+/** Writes all of the buffers (writev may write less than asked). */
+async function writeAll(fh: FileHandle, buffers: Buffer[], length: number): Promise<void> {
+  let data = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, length);
+  while (data.length > 0) {
+    const { bytesWritten } = await fh.write(data, 0, data.length);
+    data = data.subarray(bytesWritten);
+  }
+}
+
 function prefixes(name: string): string[] {
   const parts = name.split('/');
   const out: string[] = [];
@@ -606,10 +631,10 @@ function prefixes(name: string): string[] {
 /** Reads only metadata.json from a .box file, without unpacking the disks. */
 export async function readBoxMetadata(path: string): Promise<BoxMetadata | undefined> {
   const fh = await open(path, 'r');
-  const stream = fh.createReadStream();
-  const head = await peek(stream, 512);
+  const peeked = await peek(fh.createReadStream(), 512);
+  const stream = peeked.stream;
   const label = `The box file ${path}`;
-  const compression = detectCompression(head, label);
+  const compression = detectCompression(peeked.head, label);
   const extract = tar.extract();
   const stages: NodeJS.ReadWriteStream[] = compression === 'gzip' ? [createGunzip()] : [];
   const flow = chain([stream, ...stages, extract]).catch(() => undefined);
