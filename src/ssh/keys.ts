@@ -1,0 +1,187 @@
+/**
+ * Per-machine SSH keys: an ed25519 pair generated at the first `up`, its private half
+ * in OpenSSH's own format (what `ssh -i` and `ssh-keygen -y` read), written with mode
+ * 0600 atomically (a temporary file in the same directory, fsynced, then renamed), its
+ * public half beside it as `<path>.pub` — the line given to the guest through the
+ * cloud-init seed.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { ParsedKey } from 'ssh2';
+import { keyFingerprint } from '../libvirt/transport/ssh.js';
+import { SshError } from './errors.js';
+
+const { utils } = ssh2;
+
+export interface MachineKeyPair {
+  /** The private key, `-----BEGIN OPENSSH PRIVATE KEY-----` … (unencrypted). */
+  privateKey: string;
+  /** The public key line: `ssh-ed25519 AAAA… comment`. */
+  publicKey: string;
+  /** `SHA256:…`, as `ssh-keygen -l` prints it. */
+  fingerprint: string;
+}
+
+/** A new ed25519 key pair; `comment` ends the public line (e.g. `vmenv web@myproject`). */
+export function generateMachineKey(comment = 'vmenv'): MachineKeyPair {
+  if (/[\r\n]/.test(comment)) throw new TypeError('an SSH key comment cannot hold a line break');
+  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  const publicKey = pair.public.trim();
+  return { privateKey: pair.private, publicKey, fingerprint: fingerprintOfPublicLine(publicKey) };
+}
+
+/** The `SHA256:…` fingerprint of a public key line (`type base64 [comment]`). */
+export function fingerprintOfPublicLine(line: string): string {
+  const blob = line.trim().split(/\s+/)[1];
+  if (blob === undefined || !/^[A-Za-z0-9+/]+=*$/.test(blob)) throw new TypeError(`not an SSH public key line: ${JSON.stringify(line.slice(0, 40))}`);
+  return keyFingerprint(Buffer.from(blob, 'base64'));
+}
+
+/**
+ * Parse a private key (OpenSSH, PEM or PuTTY format). Encrypted keys and public keys
+ * are refused with a UserError naming `source` (a path or a description).
+ */
+export function parsePrivateKey(data: string | Buffer, source = 'the private key'): ParsedKey {
+  const parsed = utils.parseKey(data);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (key instanceof Error || key === undefined) {
+    const msg = key instanceof Error ? key.message : 'no key found';
+    const encrypted = /encrypted|passphrase/i.test(msg);
+    throw new SshError('key', `cannot use ${source} as an SSH key: ${encrypted ? 'it is protected by a passphrase' : msg}`, source, {
+      hint: encrypted
+        ? 'vmenv never prompts for a passphrase: use a key without one (vmenv makes one per machine), or point ssh.private_key_path at an unencrypted key.'
+        : 'The file must hold a private key in OpenSSH or PEM format (what `ssh -i` takes).',
+    });
+  }
+  if (!key.isPrivateKey()) {
+    throw new SshError('key', `${source} holds a public key, not a private one`, source, {
+      hint: 'Point at the private half of the pair (the file without .pub).',
+    });
+  }
+  return key;
+}
+
+/** The public key line (`type base64 comment`) of a private key. */
+export function publicKeyLineOf(privateKey: string | Buffer, comment?: string): string {
+  const key = parsePrivateKey(privateKey);
+  const c = comment ?? key.comment;
+  return `${key.type} ${key.getPublicSSH().toString('base64')}${c ? ` ${c}` : ''}`;
+}
+
+/**
+ * Write `data` to `path` atomically with `mode`: a temporary sibling is created with
+ * that mode (O_EXCL), written, fsynced and renamed over `path`. A reader sees the old
+ * file or the whole new one, never a part, and the key is never readable by others.
+ */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode: number): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    try {
+      await fh.writeFile(data);
+      // The umask may have taken bits away; set exactly what was asked.
+      await fh.chmod(mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  // Make the rename itself durable.
+  try {
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename still happened.
+  }
+}
+
+/**
+ * Write a key pair: the private key at `path` (0600) and the public line at
+ * `path.pub` (0644). The directory is created (0700) when missing. The public file is
+ * written first, so a private key on disk always has its public half beside it.
+ */
+export async function writeMachineKey(path: string, pair: MachineKeyPair): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(`${path}.pub`, `${pair.publicKey}\n`, 0o644);
+  await writeFileAtomic(path, pair.privateKey.endsWith('\n') ? pair.privateKey : `${pair.privateKey}\n`, 0o600);
+}
+
+/**
+ * Read the machine key at `path`, or generate and write one when there is none.
+ * `created` says which. A private key whose `.pub` is missing gets it rewritten.
+ */
+export async function ensureMachineKey(path: string, comment = 'vmenv'): Promise<MachineKeyPair & { created: boolean }> {
+  let privateKey: string;
+  try {
+    privateKey = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw keyReadError(path, err);
+    const pair = generateMachineKey(comment);
+    await writeMachineKey(path, pair);
+    return { ...pair, created: true };
+  }
+  const publicKey = await readPublicKeyLine(path);
+  // Repair the mode if someone loosened it: OpenSSH refuses keys readable by others.
+  await chmod(path, 0o600).catch(() => undefined);
+  return { privateKey, publicKey, fingerprint: fingerprintOfPublicLine(publicKey), created: false };
+}
+
+/** The private key at `path`, checked to be usable (see parsePrivateKey). */
+export async function readPrivateKey(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw keyReadError(path, err);
+  }
+  parsePrivateKey(text, path);
+  return text;
+}
+
+/**
+ * The public key line of the key at `path` (the private key's path): `path.pub` when it
+ * exists and matches the private key, else derived from the private key (and `.pub`
+ * rewritten when `path` is writable).
+ */
+export async function readPublicKeyLine(path: string): Promise<string> {
+  let privateText: string;
+  try {
+    privateText = await readFile(path, 'utf8');
+  } catch (err) {
+    throw keyReadError(path, err);
+  }
+  const key = parsePrivateKey(privateText, path);
+  const blob = key.getPublicSSH().toString('base64');
+  let pub: string | undefined;
+  try {
+    pub = (await readFile(`${path}.pub`, 'utf8')).trim().split(/\r?\n/)[0];
+  } catch {
+    pub = undefined;
+  }
+  if (pub !== undefined && pub.split(/\s+/)[1] === blob) return pub;
+  const line = `${key.type} ${blob}${key.comment ? ` ${key.comment}` : ''}`;
+  await writeFileAtomic(`${path}.pub`, `${line}\n`, 0o644).catch(() => undefined);
+  return line;
+}
+
+function keyReadError(path: string, err: unknown): SshError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new SshError('key', `cannot read the SSH key ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, path, {
+    cause: err,
+    hint:
+      code === 'ENOENT'
+        ? 'The machine key is made at the first `vmenv up`; if the state directory was removed, `vmenv destroy` and `vmenv up` make a new one.'
+        : undefined,
+  });
+}
