@@ -617,7 +617,10 @@ export async function addBox(source: string, options: AddBoxOptions = {}): Promi
   // Download (resumable) under a lock per URL, then unpack from the verified file.
   await mkdir(boxesDir(options), { recursive: true });
   const key = createHash('sha256').update(redactUrl(url) + (url.includes('?') ? url : '')).digest('hex').slice(0, 24);
-  const dest = join(boxesDir(options), '.downloads', `${key}.box`);
+  const downloads = join(boxesDir(options), '.downloads');
+  const dest = join(downloads, `${key}.box`);
+  // An empty downloads folder is not left behind (a part file to resume is).
+  const tidy = (): Promise<void> => rmdir(downloads).catch(() => undefined);
   const downloaded = await withFileLock(
     lockPath(`download-${key}`, options),
     () =>
@@ -635,7 +638,10 @@ export async function addBox(source: string, options: AddBoxOptions = {}): Promi
       ...(signal ? { signal } : {}),
       onWait: (holder) => options.onEvent?.({ type: 'wait', what: `another download of ${redactUrl(url)}`, ...(holder ? { holder } : {}) }),
     },
-  );
+  ).catch(async (err: unknown) => {
+    await tidy();
+    throw err;
+  });
   try {
     return await addBoxArchive(downloaded.path, {
       ...options,
@@ -649,6 +655,7 @@ export async function addBox(source: string, options: AddBoxOptions = {}): Promi
     });
   } finally {
     await rm(downloaded.path, { force: true });
+    await tidy();
   }
 }
 
