@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { isAbsolute, resolve } from 'node:path';
+import type { MachineConfig } from '../config/types.js';
+import type { DiskSpec, DomainSpec, FilesystemSpec, InterfaceSpec } from '../libvirt/xml/index.js';
+
+/** Where a machine's disks are, once the pipeline has made them. */
+export interface MachineVolumes {
+  pool: string;
+  root: string;
+  seed: string;
+  /** Extra disks, in the order of `disks:` in vmenv.yaml. */
+  extra: string[];
+}
+
+/** The management network a machine's first NIC joins: a libvirt network, or QEMU user-mode. */
+export type ManagementNic =
+  | { mode: 'nat'; network: string; mac: string }
+  | { mode: 'user'; mac: string; sshHostPort: number; hostAddress?: string };
+
+export interface DomainPlan {
+  /** The libvirt domain name (see machineResourceName). */
+  name: string;
+  type: 'kvm' | 'qemu';
+  projectDir: string;
+  machine: MachineConfig;
+  volumes: MachineVolumes;
+  nic: ManagementNic;
+  /** A file on the libvirt host receiving the guest's serial console. */
+  serialLog?: string;
+}
+
+/**
+ * A stable MAC under QEMU's 52:54:00 prefix for a machine: the same machine gets the
+ * same address (and so its DHCP lease back) when it is recreated.
+ */
+export function machineMac(resourceName: string, nic = 0): string {
+  const h = createHash('sha256').update(`${resourceName}\0${nic}`).digest();
+  return ['52', '54', '00', h[0]!, h[1]!, h[2]!].map((b) => (typeof b === 'string' ? b : b.toString(16).padStart(2, '0'))).join(':');
+}
+
+/** Extra disks: virtio ones become vdb, vdc, …; SATA and SCSI share sdb, sdc, … (sda is the seed). */
+function extraDisks(plan: DomainPlan): DiskSpec[] {
+  const next: Record<'vd' | 'sd', number> = { vd: 1, sd: 1 };
+  return plan.machine.disks.map((d, i): DiskSpec => {
+    const prefix = d.bus === 'virtio' ? 'vd' : 'sd';
+    const target = `${prefix}${String.fromCharCode(97 + next[prefix]++)}`;
+    return { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.extra[i]! }, bus: d.bus, target, format: d.format };
+  });
+}
+
+function shares(plan: DomainPlan): FilesystemSpec[] {
+  return plan.machine.synced_folders
+    .filter((f) => f.type === '9p' || f.type === 'virtiofs')
+    .map((f, i): FilesystemSpec => {
+      const source = isAbsolute(f.host) ? f.host : resolve(plan.projectDir, f.host);
+      const target = `vmenv${i}`;
+      return f.type === '9p'
+        ? { driver: '9p', source, target, accessMode: f.accessmode ?? 'mapped', readonly: f.readonly }
+        : { driver: 'virtiofs', source, target };
+    });
+}
+
+function managementInterface(plan: DomainPlan): InterfaceSpec {
+  const nic = plan.nic;
+  if (nic.mode === 'nat') return { type: 'network', network: nic.network, mac: nic.mac };
+  const forwards = [
+    { hostPort: nic.sshHostPort, guestPort: plan.machine.ssh.port, hostAddress: nic.hostAddress ?? '127.0.0.1' },
+    ...plan.machine.forwarded_ports.map((p) => ({ hostPort: p.host, guestPort: p.guest, hostAddress: p.host_ip, protocol: p.protocol })),
+  ];
+  return { type: 'user', mac: nic.mac, portForwards: forwards };
+}
+
+/** The libvirt domain for a machine, as a pure function of its config and resources. */
+export function machineDomainSpec(plan: DomainPlan): DomainSpec {
+  const m = plan.machine;
+  return {
+    name: plan.name,
+    description: `vmenv machine '${m.name}' of ${plan.projectDir}`,
+    type: plan.type,
+    memoryMiB: m.memory,
+    vcpus: m.cpus,
+    machine: m.boot.machine,
+    firmware: m.boot.firmware === 'uefi' ? { type: 'uefi' } : { type: 'bios' },
+    disks: [
+      { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.root }, target: 'vda', format: 'qcow2', bootOrder: 1 },
+      ...extraDisks(plan),
+      // The NoCloud seed: a read-only cdrom labelled cidata.
+      { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.seed }, device: 'cdrom', bus: 'sata', target: 'sda', format: 'raw' },
+    ],
+    interfaces: [managementInterface(plan)],
+    filesystems: shares(plan),
+    serial: plan.serialLog === undefined ? {} : { logFile: plan.serialLog },
+    metadata: { projectPath: plan.projectDir, machine: m.name, box: m.box.name },
+  };
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/load.js';
+import { machineDomainSpec, machineMac, type DomainPlan } from '../../../src/machine/domain-plan.js';
+import { domainXml } from '../../../src/libvirt/xml/index.js';
+import { parseWithLibvirt, validateXml } from '../xml/helpers.js';
+
+function plan(yaml: string, nic: DomainPlan['nic']): DomainPlan {
+  const { config } = parseConfig(yaml, '/home/ann/shop/vmenv.yaml');
+  const machine = config.machines[0]!;
+  return {
+    name: 'shop_web_0a1b2c3d',
+    type: 'qemu',
+    projectDir: config.dir,
+    machine,
+    volumes: { pool: 'default', root: 'shop_web_0a1b2c3d.qcow2', seed: 'shop_web_0a1b2c3d-seed.iso', extra: machine.disks.map((_, i) => `shop_web_0a1b2c3d-disk${i}.qcow2`) },
+    nic,
+    serialLog: '/var/log/libvirt/qemu/shop_web_0a1b2c3d-serial.log',
+  };
+}
+
+describe('machineMac', () => {
+  it('is stable, under 52:54:00, and differs between machines and NICs', () => {
+    const a = machineMac('shop_web_0a1b2c3d');
+    expect(a).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(machineMac('shop_web_0a1b2c3d')).toBe(a);
+    expect(machineMac('shop_db_0a1b2c3d')).not.toBe(a);
+    expect(machineMac('shop_web_0a1b2c3d', 1)).not.toBe(a);
+  });
+});
+
+describe('machineDomainSpec', () => {
+  it('boots the root overlay first, with the seed as a SATA cdrom and the NIC on the NAT network', () => {
+    const spec = machineDomainSpec(plan('box: tiny\nmemory: 1G\ncpus: 2\n', { mode: 'nat', network: 'vmenv-net', mac: '52:54:00:aa:bb:cc' }));
+    expect(spec).toMatchObject({ name: 'shop_web_0a1b2c3d', type: 'qemu', memoryMiB: 1024, vcpus: 2, machine: 'pc' });
+    expect(spec.disks).toEqual([
+      { source: { kind: 'volume', pool: 'default', volume: 'shop_web_0a1b2c3d.qcow2' }, target: 'vda', format: 'qcow2', bootOrder: 1 },
+      { source: { kind: 'volume', pool: 'default', volume: 'shop_web_0a1b2c3d-seed.iso' }, device: 'cdrom', bus: 'sata', target: 'sda', format: 'raw' },
+    ]);
+    expect(spec.interfaces).toEqual([{ type: 'network', network: 'vmenv-net', mac: '52:54:00:aa:bb:cc' }]);
+    expect(spec.metadata).toEqual({ projectPath: '/home/ann/shop', machine: 'default', box: 'tiny' });
+  });
+
+  it('names extra disks per bus, after the root disk and the seed', () => {
+    const yaml = 'box: tiny\ndisks:\n  - { size: 1G }\n  - { size: 2G, bus: sata }\n  - { size: 1G }\n  - { size: 1G, bus: scsi }\n';
+    const spec = machineDomainSpec(plan(yaml, { mode: 'nat', network: 'n', mac: '52:54:00:00:00:01' }));
+    expect(spec.disks!.map((d) => d.target)).toEqual(['vda', 'vdb', 'sdb', 'vdc', 'sdc', 'sda']);
+  });
+
+  it('forwards SSH and the configured ports from 127.0.0.1 in user mode', () => {
+    const yaml = 'box: tiny\nforwarded_ports:\n  - { guest: 80, host: 8080 }\n';
+    const spec = machineDomainSpec(plan(yaml, { mode: 'user', mac: '52:54:00:00:00:02', sshHostPort: 2222 }));
+    expect(spec.interfaces).toEqual([
+      {
+        type: 'user',
+        mac: '52:54:00:00:00:02',
+        portForwards: [
+          { hostPort: 2222, guestPort: 22, hostAddress: '127.0.0.1' },
+          { hostPort: 8080, guestPort: 80, hostAddress: '127.0.0.1', protocol: 'tcp' },
+        ],
+      },
+    ]);
+  });
+
+  it('maps 9p and virtiofs folders to shares and leaves rsync folders out', () => {
+    const yaml = 'box: tiny\nsynced_folders:\n  - { host: ./src, guest: /src, type: 9p, readonly: true }\n  - { host: /data, guest: /data, type: virtiofs }\n';
+    const spec = machineDomainSpec(plan(yaml, { mode: 'nat', network: 'n', mac: '52:54:00:00:00:03' }));
+    expect(spec.filesystems).toEqual([
+      { driver: '9p', source: '/home/ann/shop/src', target: 'vmenv0', accessMode: 'mapped', readonly: true },
+      { driver: 'virtiofs', source: '/data', target: 'vmenv1' },
+    ]);
+  });
+
+  it('produces XML that libvirt accepts', () => {
+    const yaml = 'box: tiny\ndisks:\n  - { size: 1G, bus: sata }\nforwarded_ports:\n  - { guest: 80, host: 8080 }\n';
+    for (const xml of [
+      domainXml(machineDomainSpec(plan(yaml, { mode: 'user', mac: '52:54:00:00:00:04', sshHostPort: 2200 }))),
+      domainXml(machineDomainSpec(plan('box: tiny\n', { mode: 'nat', network: 'n', mac: '52:54:00:00:00:05' }))),
+    ]) {
+      validateXml(xml, 'domain');
+      parseWithLibvirt(xml, 'domain');
+    }
+  });
+});
