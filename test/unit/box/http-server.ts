@@ -74,7 +74,8 @@ export class TestServer {
     if (this.dropAfter !== undefined && this.dropAfter.times > 0) {
       this.dropAfter.times -= 1;
       const cut = Math.min(this.dropAfter.bytes, body.length - 1);
-      res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 20));
+      // Give the client time to take in what was sent, then cut the connection.
+      res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 150));
       return;
     }
     // Send in pieces so that progress has something to report.

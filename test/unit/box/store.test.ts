@@ -263,7 +263,8 @@ describe('concurrent adds and locks', () => {
     const waits: string[] = [];
     const first = addBox(tinyBox, { home, onEvent: (e) => e.type === 'wait' && waits.push('first') });
     const second = addBox(tinyBox, { home, onEvent: (e) => e.type === 'wait' && waits.push('second') });
-    await new Promise((r) => setTimeout(r, 300));
+    // Both unpack, then queue up behind the lock.
+    for (let i = 0; i < 200 && waits.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
     expect(waits.sort()).toEqual(['first', 'second']);
     expect(await listBoxes({ home })).toEqual([]);
     await lock.release();
