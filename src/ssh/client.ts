@@ -15,7 +15,7 @@ import { join, posix } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ParsedKey, PseudoTtyOptions, SFTPWrapper } from 'ssh2';
-import { preferredHostKeyAlgorithms } from '../libvirt/transport/ssh.js';
+import { entryMatchesHost, keyTypeOfBlob, preferredHostKeyAlgorithms } from '../libvirt/transport/ssh.js';
 import { SshError, type SshFailureKind } from './errors.js';
 import {
   compareHostKey,
@@ -59,8 +59,9 @@ export interface ConnectSshOptions {
   /** Reach the guest through this SSH host (port forwarding, like ProxyJump). */
   jump?: SshJump;
   /**
-   * Reach the guest through this command's stdin/stdout (like OpenSSH's ProxyCommand),
-   * run with `sh -c`; `%h`, `%p`, `%r` and `%%` are replaced as OpenSSH does.
+   * Reach the guest through this command's stdin/stdout, run as OpenSSH runs a
+   * ProxyCommand (`sh -c 'exec <command>'`, with `%h`, `%p`, `%r` and `%%` replaced),
+   * so the same string serves both, e.g. `ip netns exec vmenv-test nc %h %p`.
    */
   proxyCommand?: string;
   /** SSH-level keepalive interval (ssh2's keepaliveInterval); 0 turns it off. Default 15 s. */
@@ -400,7 +401,8 @@ function spawnProxy(command: string): {
   child: ChildProcess;
   problem: () => Promise<{ kind: SshFailureKind; detail: string } | undefined>;
 } {
-  const child = spawn('sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // As OpenSSH runs a ProxyCommand: `exec` in front, so the proxy is the shell's own process.
+  const child = spawn('/bin/sh', ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let exit: string | undefined;
   let spawnError: Error | undefined;
@@ -492,6 +494,10 @@ export async function connectSsh(opts: ConnectSshOptions): Promise<SshSession> {
       if ('knownHostsFile' in j.hostKey) {
         const file = j.hostKey.knownHostsFile;
         const entries = await readKnownHosts(file);
+        // Offer first the key types known_hosts holds for it, as OpenSSH does.
+        pinned = [
+          ...new Set(entries.filter((e) => e.marker === undefined && entryMatchesHost(e, j.host, jport)).map((e) => keyTypeOfBlob(e.key))),
+        ];
         verify = async (offered) => {
           verifyAgainstKnownHosts(entries, file, j.host, jport, offered, jtarget);
           return 'match';

@@ -9,6 +9,11 @@
  * Values are written the way ssh's config parser reads them back: words with spaces,
  * quotes, `#` or backslashes in double quotes (`\"` and `\\` escaped), and `%` doubled
  * where ssh expands %-tokens (HostName, IdentityFile, UserKnownHostsFile).
+ *
+ * A jump host is written as a ProxyCommand running `ssh -W '[%h]:%p' <jump>` with its
+ * arguments quoted here, not as ProxyJump: OpenSSH builds a ProxyJump's command with
+ * `-F <this config's path>` unquoted and %-expanded, which breaks on paths with spaces
+ * or `%` (a project directory can have either).
  */
 import { shQuote } from '../libvirt/transport/ssh.js';
 
@@ -16,11 +21,10 @@ export interface SshConfigJump {
   host: string;
   port?: number;
   user?: string;
-  /** A key for the jump host; when given (or knownHostsFile), a Host block of its own is written. */
+  /** A key for the jump host (else ssh's own choice: ~/.ssh/config, the agent, ~/.ssh/id_*). */
   identityFile?: string;
+  /** Where the jump host's key is known (else ~/.ssh/known_hosts); checked strictly when given. */
   knownHostsFile?: string;
-  /** The name of that block. Default `<machine name>-jump`. */
-  alias?: string;
 }
 
 export interface SshConfigHost {
@@ -36,7 +40,7 @@ export interface SshConfigHost {
   hostKeyAlias?: string;
   /** A command whose stdin/stdout reach the guest (`%h`, `%p`, `%r` expanded by ssh). */
   proxyCommand?: string;
-  /** Reach the guest through this SSH host (ProxyJump). */
+  /** Reach the guest through this SSH host (like ProxyJump; see jumpProxyCommand). */
   jump?: SshConfigJump;
   forwardAgent?: boolean;
   /** More `Keyword value` pairs, written as given (values quoted). */
@@ -86,41 +90,33 @@ function line(key: string, value: string): string {
   return `  ${key} ${value}`;
 }
 
-function jumpSpec(j: SshConfigJump): string {
-  const h = j.host.includes(':') ? `[${j.host}]` : j.host;
-  return `${j.user ? `${j.user}@` : ''}${h}${j.port !== undefined && j.port !== 22 ? `:${j.port}` : ''}`;
+/**
+ * The ProxyCommand that reaches `%h:%p` through a jump host: `ssh … -W '[%h]:%p' host`.
+ * Each argument is shell-quoted; `%` in paths is doubled twice (the outer ssh expands
+ * this command, the inner one expands -i and UserKnownHostsFile again).
+ */
+export function jumpProxyCommand(j: SshConfigJump, ssh = 'ssh'): string {
+  const once = (v: string): string => shQuote(escapeSshTokens(v));
+  const twice = (v: string): string => shQuote(escapeSshTokens(escapeSshTokens(v)));
+  const args = [once(ssh)];
+  if (j.user !== undefined) args.push('-l', once(j.user));
+  if (j.port !== undefined) args.push('-p', String(j.port));
+  if (j.identityFile !== undefined) args.push('-i', twice(j.identityFile), '-o', 'IdentitiesOnly=yes');
+  if (j.knownHostsFile !== undefined) {
+    args.push('-o', twice(`UserKnownHostsFile=${j.knownHostsFile}`), '-o', 'StrictHostKeyChecking=yes');
+  }
+  if (j.identityFile !== undefined || j.knownHostsFile !== undefined) args.push('-o', 'BatchMode=yes');
+  args.push('-o', 'LogLevel=ERROR', '-W', `'[%h]:%p'`, once(j.host));
+  return args.join(' ');
 }
 
-/** One machine's Host block (and its jump host's, when that needs its own key). */
+/** One machine's Host block. */
 export function renderSshConfigHost(h: SshConfigHost): string {
   checkAlias(h.name, 'the machine name');
   if (h.proxyCommand !== undefined && h.jump !== undefined) {
-    throw new TypeError(`machine ${h.name}: ProxyCommand and ProxyJump exclude each other; give one`);
+    throw new TypeError(`machine ${h.name}: a proxy command and a jump host exclude each other; give one`);
   }
   const out: string[] = [];
-  let proxyJump: string | undefined;
-  if (h.jump !== undefined) {
-    const j = h.jump;
-    if (j.identityFile !== undefined || j.knownHostsFile !== undefined) {
-      const alias = j.alias ?? `${h.name}-jump`;
-      checkAlias(alias, 'the jump host alias');
-      out.push(`Host ${alias}`);
-      out.push(line('HostName', quoteSshConfigArg(escapeSshTokens(j.host))));
-      if (j.port !== undefined) out.push(line('Port', String(j.port)));
-      if (j.user !== undefined) out.push(line('User', quoteSshConfigArg(j.user)));
-      if (j.identityFile !== undefined) {
-        out.push(line('IdentityFile', quoteSshConfigArg(escapeSshTokens(j.identityFile))));
-        out.push(line('IdentitiesOnly', 'yes'));
-      }
-      if (j.knownHostsFile !== undefined) out.push(line('UserKnownHostsFile', quoteSshConfigArg(escapeSshTokens(j.knownHostsFile))));
-      out.push(line('BatchMode', 'yes'));
-      out.push(line('LogLevel', 'ERROR'));
-      out.push('');
-      proxyJump = alias;
-    } else {
-      proxyJump = jumpSpec(j);
-    }
-  }
   if (h.comment !== undefined) {
     for (const c of h.comment.split(/\r?\n/)) out.push(`# ${c}`);
   }
@@ -138,11 +134,11 @@ export function renderSshConfigHost(h: SshConfigHost): string {
   if (h.hostKeyAlias !== undefined) out.push(line('HostKeyAlias', quoteSshConfigArg(h.hostKeyAlias)));
   out.push(line('LogLevel', 'ERROR'));
   if (h.forwardAgent !== undefined) out.push(line('ForwardAgent', h.forwardAgent ? 'yes' : 'no'));
-  if (proxyJump !== undefined) out.push(line('ProxyJump', proxyJump));
-  if (h.proxyCommand !== undefined) {
+  const proxyCommand = h.jump !== undefined ? jumpProxyCommand(h.jump) : h.proxyCommand;
+  if (proxyCommand !== undefined) {
     // ssh takes the rest of the line as it is and runs it with `sh -c`.
-    if (/[\r\n\0]/.test(h.proxyCommand)) throw new TypeError(`machine ${h.name}: a ProxyCommand cannot hold a line break`);
-    out.push(line('ProxyCommand', h.proxyCommand));
+    if (/[\r\n\0]/.test(proxyCommand)) throw new TypeError(`machine ${h.name}: a ProxyCommand cannot hold a line break`);
+    out.push(line('ProxyCommand', proxyCommand));
   }
   for (const [k, v] of h.extra ?? []) {
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(k)) throw new TypeError(`not an ssh_config keyword: ${JSON.stringify(k)}`);

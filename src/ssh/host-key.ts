@@ -193,17 +193,17 @@ export function verifyAgainstKnownHosts(entries: KnownHostEntry[], file: string,
     case 'match':
       return;
     case 'revoked':
-      throw new SshError('host-key', `the SSH host key of ${name} (${fp}) is marked @revoked in ${file} line ${res.entry.line}`, target);
+      throw new SshError('host-key', `the SSH host key of ${target} (${fp}) is marked @revoked for ${name} in ${file} line ${res.entry.line}`, target);
     case 'mismatch':
       throw new SshError(
         'host-key',
-        `the SSH host key of ${name} has CHANGED: ${file} line ${res.entries.map((e) => e.line).join(', ')} holds a different key, and the host offered ${fp}`,
+        `the SSH host key of ${target} has CHANGED: ${file} line ${res.entries.map((e) => e.line).join(', ')} holds another key for ${name}, and the host offered ${fp}`,
         target,
         { hint: `If that host was reinstalled, remove the old key (ssh-keygen -R '${name}' -f ${file}) and connect again.` },
       );
     case 'unknown':
-      throw new SshError('host-key', `the SSH host key of ${name} is not known: it is not in ${file}. The host offered ${fp}`, target, {
-        hint: `Connect once with OpenSSH (ssh${port === 22 ? '' : ` -p ${port}`} ${host}) and check the fingerprint, so its key is recorded in ${file}.`,
+      throw new SshError('host-key', `the SSH host key of ${target} is not known: ${file} has no key for ${name}. The host offered ${fp}`, target, {
+        hint: `Connect once with OpenSSH (ssh${port === 22 ? '' : ` -p ${port}`} ${host}), check the fingerprint, and let it record the key in ${file}.`,
       });
   }
 }

@@ -212,7 +212,7 @@ describe('proxy command', () => {
 
   it('reaches the server through the command', async () => {
     const store = memoryHostKeyStore();
-    const s = await connectSsh({ ...base(), host: '127.0.0.1', hostKey: store, proxyCommand: 'exec nc %h %p' });
+    const s = await connectSsh({ ...base(), host: '127.0.0.1', hostKey: store, proxyCommand: 'nc %h %p' });
     try {
       expect((await s.exec('exit 5')).code).toBe(5);
       expect(store.current).toEqual(hostPin);
@@ -223,10 +223,10 @@ describe('proxy command', () => {
 
   it('reports what the command said when it fails', async () => {
     const port = await freePort();
-    const err = (await connectSsh({ ...base(), port, hostKey: memoryHostKeyStore(), proxyCommand: 'exec nc %h %p' }).catch((e: unknown) => e)) as SshError;
+    const err = (await connectSsh({ ...base(), port, hostKey: memoryHostKeyStore(), proxyCommand: 'nc %h %p' }).catch((e: unknown) => e)) as SshError;
     expect(err).toBeInstanceOf(SshError);
     expect(['refused', 'closed']).toContain(err.kind);
-    const err2 = (await connectSsh({ ...base(), hostKey: memoryHostKeyStore(), proxyCommand: 'echo no such namespace >&2; exit 1' }).catch((e: unknown) => e)) as SshError;
+    const err2 = (await connectSsh({ ...base(), hostKey: memoryHostKeyStore(), proxyCommand: 'sh -c "echo no such namespace >&2; exit 1"' }).catch((e: unknown) => e)) as SshError;
     expect(err2.kind).toBe('proxy');
     expect(err2.message).toContain('no such namespace');
   });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   escapeSshTokens,
+  jumpProxyCommand,
   netnsProxyCommand,
   quoteSshConfigArg,
   renderSshConfig,
@@ -99,20 +100,39 @@ describe('renderSshConfig', () => {
     expect(m.get('proxycommand')).toEqual([cmd]);
   });
 
-  it('ProxyJump: plain, or through a block of its own when the jump host needs its own key', () => {
+  it('a jump host becomes a quoted ProxyCommand (ssh -W), whatever the paths hold', () => {
     const plain = resolved(renderSshConfig({ ...base, jump: { host: 'kvm1.example', user: 'ops', port: 2200 } }), 'web');
-    expect(plain.get('proxyjump')).toEqual(['ops@kvm1.example:2200']);
-    const text = renderSshConfig({
-      ...base,
-      jump: { host: 'kvm1.example', user: 'ops', identityFile: join(dir, 'ops key'), knownHostsFile: join(dir, 'ops known') },
-    });
-    expect(text).toMatch(/^Host web-jump\n/);
-    expect(resolved(text, 'web').get('proxyjump')).toEqual(['web-jump']);
-    const j = resolved(text, 'web-jump');
-    expect(j.get('hostname')).toEqual(['kvm1.example']);
-    expect(j.get('user')).toEqual(['ops']);
-    expect(j.get('identityfile')).toEqual([join(dir, 'ops key')]);
-    expect(j.get('userknownhostsfile')).toEqual([join(dir, 'ops known')]);
+    expect(plain.get('proxycommand')).toEqual(["ssh -l ops -p 2200 -o LogLevel=ERROR -W '[%h]:%p' kvm1.example"]);
+    expect(plain.get('proxyjump')).toBeUndefined();
+    const key = join(dir, "ops's key 100%");
+    const known = join(dir, 'ops known');
+    const m = resolved(renderSshConfig({ ...base, jump: { host: 'kvm1.example', user: 'ops', identityFile: key, knownHostsFile: known } }), 'web');
+    const cmd = m.get('proxycommand')![0]!;
+    // What ssh -G prints is before %-expansion: one level of doubling still shows.
+    expect(cmd).toContain(`-i '${join(dir, "ops'\\''s key 100%%%%")}'`);
+    expect(cmd).toContain(`-o 'UserKnownHostsFile=${known}'`);
+    expect(cmd).toContain('-o StrictHostKeyChecking=yes');
+    expect(cmd).toMatch(/-W '\[%h\]:%p' kvm1\.example$/);
+  });
+
+  it('the jump command, run by a shell after expansion, gives ssh the right arguments', () => {
+    const key = join(dir, "it's 100% key");
+    const known = join(dir, 'known hosts');
+    const cmd = jumpProxyCommand({ host: 'jump.example', user: 'ops', port: 2200, identityFile: key, knownHostsFile: known }, join(dir, 'fake ssh'));
+    // The outer ssh's expansion: %h, %p, and %% to %.
+    const expanded = cmd.replace(/%([hp%])/g, (_m, c: string) => (c === 'h' ? '10.0.0.5' : c === 'p' ? '22' : '%'));
+    const argvFile = join(dir, 'jump-argv');
+    writeFileSync(join(dir, 'fake ssh'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done > '${argvFile}'\n`, { mode: 0o755 });
+    expect(spawnSync('/bin/sh', ['-c', `exec ${expanded}`]).status).toBe(0);
+    const argv = spawnSync('cat', [argvFile], { encoding: 'utf8' }).stdout.trimEnd().split('\n');
+    // The inner ssh expands % in -i and UserKnownHostsFile once more: %% is one %.
+    expect(argv).toEqual([
+      '-l', 'ops', '-p', '2200',
+      '-i', key.replace(/%/g, '%%'), '-o', 'IdentitiesOnly=yes',
+      '-o', `UserKnownHostsFile=${known}`, '-o', 'StrictHostKeyChecking=yes',
+      '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR',
+      '-W', '[10.0.0.5]:22', 'jump.example',
+    ]);
   });
 
   it('several machines', () => {
