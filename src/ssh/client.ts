@@ -693,6 +693,8 @@ class Session implements SshSession {
             return;
           }
           channel = ch;
+          // A write racing the far side's close must not become an unhandled 'error'.
+          ch.on('error', () => undefined);
           let code: number | null = null;
           let sig: string | undefined;
           ch.on('exit', ((c: number | null, s?: string) => {

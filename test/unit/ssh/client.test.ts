@@ -2,6 +2,8 @@
  * connectSsh against in-process ssh2 servers on 127.0.0.1: pinning on first contact,
  * mismatches, exec results and streams, and each way a connection can fail.
  */
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSsh, expandProxyCommand } from '../../../src/ssh/client.js';
@@ -149,6 +151,47 @@ describe('exec', () => {
     expect(s.closed).toBe(true);
     await expect(s.exec('true')).rejects.toMatchObject({ kind: 'lost' });
     await s.close();
+  });
+});
+
+describe('keepalive', () => {
+  it('declares a connection whose peer stopped answering lost', async () => {
+    // A relay that can be frozen: bytes stop flowing, the sockets stay open.
+    let frozen = false;
+    const sockets: Socket[] = [];
+    const relay = createServer((inbound) => {
+      const outbound = connect(server.port, '127.0.0.1');
+      sockets.push(inbound, outbound);
+      inbound.on('data', (d: Buffer) => frozen || outbound.write(d));
+      outbound.on('data', (d: Buffer) => frozen || inbound.write(d));
+      inbound.on('error', () => undefined);
+      outbound.on('error', () => undefined);
+    });
+    relay.listen(0, '127.0.0.1');
+    await once(relay, 'listening');
+    try {
+      const s = await connectSsh({
+        ...base(),
+        port: (relay.address() as AddressInfo).port,
+        hostKey: memoryHostKeyStore(),
+        keepaliveIntervalMs: 100,
+        keepaliveCountMax: 2,
+      });
+      expect((await s.exec('true')).code).toBe(0);
+      // Idle but alive: keepalives are answered.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(s.closed).toBe(false);
+      frozen = true;
+      const t0 = Date.now();
+      const err = await new Promise<SshError | undefined>((r) => s.onClose(r));
+      expect(Date.now() - t0).toBeLessThan(1_500);
+      expect(err?.kind).toBe('lost');
+      expect(err?.message).toMatch(/stopped answering/);
+      await s.close();
+    } finally {
+      for (const x of sockets) x.destroy();
+      await new Promise<void>((r) => relay.close(() => r()));
+    }
   });
 });
 
