@@ -127,9 +127,7 @@ export class HashingStream extends Transform {
 /** The hex digest of a file. */
 export async function hashFile(path: string, algorithm: ChecksumAlgorithm, signal?: AbortSignal): Promise<string> {
   const h = createHash(algorithm);
-  await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), async function* (src) {
-    for await (const chunk of src) h.update(chunk as Buffer);
-  }, ...(signal ? [{ signal }] : []) as []);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
 

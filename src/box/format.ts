@@ -134,8 +134,11 @@ export function qcow2Problem(h: Qcow2Header, fileSize: number): string | undefin
 // Writing
 
 export interface WriteBoxInput {
-  /** vmenv fields and any others; the layout fields (provider, format, virtual_size, disks) are filled in. */
-  metadata: BoxMetadata;
+  /**
+   * vmenv fields (under `vmenv`) and any others; the layout fields (provider, format,
+   * virtual_size, disks) are filled in, so `provider` may be left out.
+   */
+  metadata: Omit<BoxMetadata, 'provider'> & { provider?: string };
   /** The disk images, in order; one → v1 (box.img), several → v2 (box_1.img, box_2.img, …). */
   disks: { path: string; name?: string }[];
   /** Contents of a Vagrantfile to include. */
@@ -145,6 +148,8 @@ export interface WriteBoxInput {
 export interface WriteBoxOptions {
   /** Compress with gzip (default true). */
   gzip?: boolean;
+  /** gzip level, 1 (fastest) to 9 (smallest); default zlib's (6). */
+  gzipLevel?: number;
   signal?: AbortSignal;
   /** Called with the total bytes of disk data packed so far. */
   onProgress?: (bytes: number) => void;
@@ -176,6 +181,9 @@ export async function writeBoxArchive(outPath: string, box: WriteBoxInput, optio
   const { signal } = options;
   if (box.disks.length === 0) throw new Error('writeBoxArchive: a box needs at least one disk');
   if (isAborted(signal)) throw abortError(signal!);
+  if (box.metadata.provider !== undefined && box.metadata.provider !== BOX_PROVIDER) {
+    throw new Error(`writeBoxArchive: vmenv writes libvirt boxes, not '${box.metadata.provider}'`);
+  }
 
   const infos: DiskImageInfo[] = [];
   const sizes: number[] = [];
@@ -208,7 +216,7 @@ export async function writeBoxArchive(outPath: string, box: WriteBoxInput, optio
   const tmp = tempNameBeside(outPath);
   const pack = tar.pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
-  const sink = chain(options.gzip === false ? [pack, out] : [pack, createGzip(), out], signal);
+  const sink = chain(options.gzip === false ? [pack, out] : [pack, createGzip(options.gzipLevel === undefined ? {} : { level: options.gzipLevel }), out], signal);
   // Keep the sink's rejection observed until it is awaited below.
   sink.catch(() => undefined);
 

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ChecksumMismatchError, downloadFile, parseChecksum, type DownloadProgress } from '../../../src/box/download.js';
+import { ChecksumMismatchError, downloadFile, hashFile, parseChecksum, type DownloadProgress } from '../../../src/box/download.js';
 import { UserError } from '../../../src/ui/errors.js';
 import { leftovers, tempDir } from './helpers.js';
 import { TestServer } from './http-server.js';
@@ -134,5 +134,12 @@ describe('downloadFile', () => {
     }).catch((e: unknown) => e);
     expect((err as Error).message).toBe('user cancelled');
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('hashFile', async () => {
+    const path = join(tmp.path, 'hashed');
+    writeFileSync(path, body);
+    expect(await hashFile(path, 'sha256')).toBe(sha256);
+    expect(await hashFile(path, 'sha1')).toBe(createHash('sha1').update(body).digest('hex'));
   });
 });

@@ -95,6 +95,14 @@ describe('writeBoxArchive / readBoxArchive round trip', () => {
     expect(box.disks[0]!.boxPath).toBe('disks/one.img');
   });
 
+  it('fills in the provider, and takes a gzip level', async () => {
+    const out = join(fresh(), 'p.box');
+    await writeBoxArchive(out, { metadata: { vmenv: { recipe: 'tiny', recipe_hash: 'sha256:00' } }, disks: [{ path: diskA }] }, { gzipLevel: 1 });
+    const box = await readBoxArchive(out, fresh());
+    expect(box.metadata).toEqual({ provider: 'libvirt', format: 'qcow2', virtual_size: 1, vmenv: { recipe: 'tiny', recipe_hash: 'sha256:00' } });
+    await expect(writeBoxArchive(join(fresh(), 'vb.box'), { metadata: { provider: 'virtualbox' }, disks: [{ path: diskA }] })).rejects.toThrow(/libvirt boxes/);
+  });
+
   it('v1 virtual_size is whole GiB rounded up', () => {
     expect(virtualSizeGiB(64 * 1024 * 1024)).toBe(1);
     expect(virtualSizeGiB(1024 ** 3)).toBe(1);
