@@ -114,6 +114,8 @@ export interface MapField extends FieldBase {
   value: Field;
   /** Checks a key; returns what is wrong with it. */
   key?: { pattern: string; check: (key: string) => string | undefined };
+  /** A key with nothing under it (`web:`) is an entry with no settings of its own. */
+  emptyValues?: boolean;
 }
 
 /** Any YAML value, taken as it is (ansible extra_vars). */
@@ -564,6 +566,7 @@ export const machinesField: MapField = {
     'Several machines: name → settings. The top-level settings are defaults for all of them. Without machines:, the file describes one machine named default.',
   value: machineEntryField,
   key: { pattern: '^[a-z0-9][a-z0-9-]{0,62}$', check: machineNameProblem },
+  emptyValues: true,
 };
 
 /** The whole file. */

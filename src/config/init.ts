@@ -55,6 +55,23 @@ function numberish(value: string): string {
   return /^\d+(\.\d+)?$/.test(value) ? value : yamlScalar(value);
 }
 
+/** A template line without its trailing ` # comment` (a # inside quotes is not one). */
+function withoutTrailingComment(line: string): string {
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote !== undefined) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+    } else if (c === '#' && i > 0 && /\s/.test(line[i - 1]!)) {
+      return line.slice(0, i).trimEnd();
+    }
+  }
+  return line.trimEnd();
+}
+
 /** Renders template markup (see the top of this file). `raw` values are inserted as they are. */
 export function renderTemplate(
   template: string,
@@ -81,7 +98,7 @@ export function renderTemplate(
   if (options.minimal === true) {
     lines = lines
       .filter((l) => !/^\s*#/.test(l))
-      .map((l) => l.replace(/\s+#\s.*$/, '').trimEnd())
+      .map(withoutTrailingComment)
       .filter((l, i, all) => l !== '' || (i > 0 && all[i - 1] !== ''));
     while (lines[0] === '') lines.shift();
   }

@@ -49,16 +49,20 @@ class Generator {
         );
       }
       case 'object':
-        return this.named(field.def, () => this.object(field));
+        return this.named(field, () => this.object(field));
       case 'tagged':
-        return this.named(field.def, () => this.tagged(field));
+        return this.named(field, () => this.tagged(field));
       case 'list': {
         const items = this.schema(field.item);
         const array: JsonSchema = { type: 'array', items };
         return withMeta(field, field.acceptSingle === true ? { anyOf: [items, array] } : array);
       }
       case 'map': {
-        const s: JsonSchema = { type: 'object', additionalProperties: this.schema(field.value) };
+        const value = this.schema(field.value);
+        const s: JsonSchema = {
+          type: 'object',
+          additionalProperties: field.emptyValues === true ? { anyOf: [value, { type: 'null' }] } : value,
+        };
         if (field.key !== undefined) s['propertyNames'] = { pattern: field.key.pattern };
         return withMeta(field, s);
       }
@@ -69,14 +73,15 @@ class Generator {
     }
   }
 
-  /** A schema under `$defs` (made once), referenced from where it is used. */
-  private named(def: string | undefined, make: () => JsonSchema): JsonSchema {
+  /** A schema under `$defs` (made once), referenced (with its description: 2020-12 allows both) where it is used. */
+  private named(field: ObjectField | TaggedField, make: () => JsonSchema): JsonSchema {
+    const def = field.def;
     if (def === undefined) return make();
     if (this.defs[def] === undefined) {
       this.defs[def] = {}; // reserve the name first (recursion)
       this.defs[def] = make();
     }
-    return { $ref: `#/$defs/${def}` };
+    return { $ref: `#/$defs/${def}`, description: field.description };
   }
 
   private properties(fields: Record<string, Field>): JsonSchema {

@@ -124,12 +124,8 @@ export function checkConfigText(text: string, path: string): CheckResult {
     checker.warn('hostname', 'is set at the top level, so several machines get the same host name', checker.positions.get('hostname'));
   }
 
-  const machines: MachineConfig[] = [];
-  for (const input of inputs) {
-    const machine = normalizeMachine(top, input, dir, checker);
-    if (machine !== undefined) machines.push(machine);
-  }
-  if (machines.length === inputs.length) checkPorts(machines, checker);
+  const machines = inputs.map((input) => normalizeMachine(top, input, dir, checker));
+  checkPorts(machines, checker);
 
   const problems = [...checker.problems].sort(byLine);
   const warnings = [...checker.warnings].sort(byLine);

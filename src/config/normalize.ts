@@ -79,6 +79,8 @@ export function fillDefaults(field: Field, value: unknown, dir: string, checker:
     }
     return out;
   };
+  // A normalised value (box, ansible limit) is final.
+  if (field.normalize !== undefined) return value;
   switch (field.kind) {
     case 'string':
       return field.hostPath === true && typeof value === 'string' ? resolveHostPath(dir, value) : value;
@@ -105,6 +107,11 @@ export function fillDefaults(field: Field, value: unknown, dir: string, checker:
 }
 
 function defaultOf(field: Field, dir: string, checker: Checker): unknown {
+  const raw = rawDefault(field, dir, checker);
+  return raw !== undefined && field.normalize !== undefined ? (field.normalize as (v: unknown) => unknown)(raw) : raw;
+}
+
+function rawDefault(field: Field, dir: string, checker: Checker): unknown {
   switch (field.kind) {
     case 'object':
       return fillDefaults(field, {}, dir, checker);
@@ -142,12 +149,11 @@ export interface MachineInput {
 }
 
 /**
- * One machine's MachineConfig, or undefined when something about it was reported.
- * Problems go to the checker; a problem written at the top level is reported once even
- * when every machine inherits it.
+ * One machine's MachineConfig. Problems go to the checker (the config is only handed out
+ * when there are none); a problem written at the top level is reported once even when
+ * every machine inherits it.
  */
-export function normalizeMachine(top: Obj, input: MachineInput, dir: string, checker: Checker): MachineConfig | undefined {
-  const before = checker.problems.length;
+export function normalizeMachine(top: Obj, input: MachineInput, dir: string, checker: Checker): MachineConfig {
   const { merged, origins } = mergeLevels(top, input.own, input.prefix);
   const at = (key: string): string => origins.get(key) ?? input.prefix + key;
   const machinePath = input.prefix === '' ? '' : input.prefix.slice(0, -1);
@@ -205,7 +211,6 @@ export function normalizeMachine(top: Obj, input: MachineInput, dir: string, che
   uniqueNames(filled['provision'] as Obj[], 'provisioner', checker);
   uniqueNames(filled['disks'] as Obj[], 'disk', checker);
 
-  if (checker.problems.length > before) return undefined;
   return {
     name: input.name,
     primary: input.primary,

@@ -437,8 +437,16 @@ export class Checker {
         continue;
       }
       const v = this.check(field.value, value, keyPath);
-      // An empty value stays in the map (`web:` with nothing under it is a machine).
-      if (v !== INVALID) out[key] = v;
+      if (v === INVALID) continue;
+      if (v === undefined) {
+        // `web:` with nothing under it is a machine with no settings of its own; `debug:`
+        // in extra_vars is a null; anywhere else an empty value is a mistake.
+        if (field.emptyValues === true) out[key] = undefined;
+        else if (field.value.kind === 'any') out[key] = null;
+        else this.problem(keyPath, 'is empty', (value as Node | null) ?? keyNode);
+        continue;
+      }
+      out[key] = v;
     }
     this.origins.set(out, path);
     return out;
