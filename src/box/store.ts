@@ -33,7 +33,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -129,8 +129,11 @@ function tmpDir(options: StoreOptions): string {
   return join(boxesDir(options), '.tmp');
 }
 
+/** This host, shortly: temporary names carry it so that a shared VMENV_HOME is swept only by the host that made them. */
+const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+
 function tmpName(options: StoreOptions, kind: string): string {
-  return join(tmpDir(options), `${kind}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  return join(tmpDir(options), `${kind}-${HOST_TAG}-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -536,8 +539,8 @@ function pidAlive(pid: number): boolean {
 /** Removes leftovers in .tmp from vmenv processes that died (best effort). */
 async function sweepTmp(options: StoreOptions): Promise<void> {
   for (const entry of await listDir(tmpDir(options))) {
-    const m = /^[a-z]+-(\d+)-[0-9a-f]+$/.exec(entry);
-    if (m === null || pidAlive(Number(m[1]))) continue;
+    const m = /^[a-z]+-([0-9a-f]{8})-(\d+)-[0-9a-f]+$/.exec(entry);
+    if (m === null || m[1] !== HOST_TAG || pidAlive(Number(m[2]))) continue;
     await rm(join(tmpDir(options), entry), { recursive: true, force: true }).catch(() => undefined);
   }
 }
@@ -600,7 +603,8 @@ export async function addBox(source: string, options: AddBoxOptions = {}): Promi
       if (!(await exists(path))) {
         throw new UserError(`The catalog ${classified.source} names ${path} for version ${version}, which does not exist.`, { hint: 'Fix the catalog, or give the .box file directly.' });
       }
-      await precheck({ name, version }, expected, options);
+      const same = await precheck({ name, version }, expected, options);
+      if (same !== undefined) return { box: same, replaced: false, alreadyPresent: true };
       return addBoxArchive(path, { ...options, name, version, ...(expected ? { checksum: expected } : {}), source: path, archiveSize: (await stat(path)).size });
     }
   } else {

@@ -171,6 +171,29 @@ describe('adding', () => {
     expect(ok.box.name).toBe('vmenv/tiny');
   });
 
+  it('Ctrl-C while unpacking adds nothing', async () => {
+    const ac = new AbortController();
+    const err = await addBox(tinyBox, { home, signal: ac.signal, onEvent: (e) => e.type === 'unpack' && ac.abort(new Error('interrupted')) }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('interrupted');
+    expect(storeState()).toEqual(['.tmp']);
+  });
+
+  it('Ctrl-C while downloading keeps only the part file, which the next add resumes', async () => {
+    server.files.set('/slow/tiny.box', { body: readFileSync(tinyBox) });
+    const ac = new AbortController();
+    const err = await addBox(server.url('/slow/tiny.box'), {
+      home,
+      signal: ac.signal,
+      onEvent: (e) => e.type === 'download' && e.received > 0 && ac.abort(new Error('interrupted')),
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('interrupted');
+    expect(storeState().every((p) => p.startsWith('.downloads') || p === '.tmp')).toBe(true);
+    expect(await listBoxes({ home })).toEqual([]);
+    const r = await addBox(server.url('/slow/tiny.box'), { home, checksum: `sha256:${sha256(tinyBox)}` });
+    expect(r.box.name).toBe('vmenv/tiny');
+    expect(leftovers(join(home, 'boxes', '.downloads'))).toEqual([]);
+  });
+
   it('a bad archive adds nothing', async () => {
     await expect(addBox(badBox, { home, name: 'bad' })).rejects.toThrow(/entry 'box\.img' is a symbolic link/);
     expect(storeState()).toEqual(['.tmp']);
@@ -311,11 +334,18 @@ describe('concurrent adds and locks', () => {
 
   it('leftovers of a dead process in .tmp are swept', async () => {
     const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
-    const stale = join(boxesDir({ home }), '.tmp', `add-${dead.stdout.trim()}-abcdef`);
-    mkdirSync(stale, { recursive: true });
-    writeFileSync(join(stale, 'box.img'), 'half');
+    const tag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    const stale = join(boxesDir({ home }), '.tmp', `add-${tag}-${dead.stdout.trim()}-abcdef`);
+    const otherHost = join(boxesDir({ home }), '.tmp', `add-0badc0de-${dead.stdout.trim()}-abcdef`);
+    const alive = join(boxesDir({ home }), '.tmp', `add-${tag}-${process.pid}-abcdef`);
+    for (const dir of [stale, otherHost, alive]) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'box.img'), 'half');
+    }
     await addBox(tinyBox, { home });
     expect(existsSync(stale)).toBe(false);
+    expect(existsSync(otherHost)).toBe(true);
+    expect(existsSync(alive)).toBe(true);
   });
 });
 
