@@ -104,27 +104,49 @@ export interface DiscoverIpOptions {
   now?: () => number;
 }
 
-/** Discovery ran out of time; `answers` says what each source last answered. */
+function answersHint(heading: string, answers: readonly SourceAnswer[], consoleTail?: readonly string[]): string {
+  const parts = [
+    answers.length === 0 ? 'No source was asked.' : `${heading}\n${answers.map((a) => `  ${a.label}: ${a.answer}`).join('\n')}`,
+  ];
+  if (consoleTail !== undefined) {
+    parts.push(
+      consoleTail.length === 0
+        ? 'The serial console printed nothing.'
+        : `Last lines of the serial console:\n${consoleTail.map((l) => `  | ${l}`).join('\n')}`,
+    );
+  }
+  return parts.join('\n');
+}
+
+/**
+ * Discovery ran out of time; `answers` says what each source last answered. The hint
+ * lists them; `withConsoleTail` adds the last lines of the guest's serial console.
+ */
 export class IpDiscoveryTimeoutError extends TimeoutError {
   readonly answers: SourceAnswer[];
   readonly mac: string;
+  readonly what: string;
+  readonly timeoutMs: number;
+  readonly consoleTail: readonly string[] | undefined;
 
-  constructor(what: string, mac: string, timeoutMs: number, answers: SourceAnswer[]) {
-    super(
-      `an IP address for ${what} (MAC ${mac})`,
-      timeoutMs,
-      answers.length === 0
-        ? 'No source was asked.'
-        : `What each source answered last:\n${answers.map((a) => `  ${a.label}: ${a.answer}`).join('\n')}`,
-    );
+  constructor(what: string, mac: string, timeoutMs: number, answers: SourceAnswer[], consoleTail?: readonly string[]) {
+    super(`an IP address for ${what} (MAC ${mac})`, timeoutMs, answersHint('What each source answered last:', answers, consoleTail));
     this.name = 'IpDiscoveryTimeoutError';
     this.answers = answers;
     this.mac = mac;
+    this.what = what;
+    this.timeoutMs = timeoutMs;
+    this.consoleTail = consoleTail;
   }
 
   /** "lease API: no lease for 52:54:00:…", one line per source. */
   lines(): string[] {
     return this.answers.map((a) => `${a.label}: ${a.answer}`);
+  }
+
+  /** The same error, its hint followed by the last lines of the guest's serial console. */
+  withConsoleTail(lines: readonly string[]): IpDiscoveryTimeoutError {
+    return new IpDiscoveryTimeoutError(this.what, this.mac, this.timeoutMs, this.answers, lines);
   }
 }
 
@@ -134,9 +156,7 @@ export class IpSourcesExhaustedError extends UserError {
   readonly mac: string;
 
   constructor(what: string, mac: string, answers: SourceAnswer[]) {
-    super(`No source can tell the IP address of ${what} (MAC ${mac}).`, {
-      hint: `What each source answered:\n${answers.map((a) => `  ${a.label}: ${a.answer}`).join('\n')}`,
-    });
+    super(`No source can tell the IP address of ${what} (MAC ${mac}).`, { hint: answersHint('What each source answered:', answers) });
     this.name = 'IpSourcesExhaustedError';
     this.answers = answers;
     this.mac = mac;

@@ -10,6 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { UserError } from '../ui/errors.js';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6, type IpFamily } from './ip.js';
 
 /** A network prefix: `address` is any address inside it (normalized by `normalizeCidr`). */
@@ -216,6 +217,44 @@ export function describeConflicts(cidr: Cidr, conflicts: readonly SubnetConflict
   }
   const parts = [...groups].map(([who, texts]) => `${who} (${texts.join('; ')})`);
   return `${formatCidr(cidr)} is used by ${parts.join(' and ')}`;
+}
+
+/** A configured subnet is taken by something else on the host. */
+export class SubnetInUseError extends UserError {
+  readonly cidr: Cidr;
+  readonly conflicts: SubnetConflict[];
+
+  constructor(cidr: Cidr, conflicts: SubnetConflict[], suggestion: Cidr | undefined, field: string) {
+    super(`${describeConflicts(cidr, conflicts)}.`, {
+      hint:
+        `Set ${field} to a free subnet` +
+        (suggestion !== undefined ? ` (${formatCidr(suggestion)} is free)` : '') +
+        ', or leave it out and vmenv picks a free one.',
+    });
+    this.name = 'SubnetInUseError';
+    this.cidr = cidr;
+    this.conflicts = conflicts;
+  }
+}
+
+/**
+ * Throws a SubnetInUseError ("192.168.122.0/24 is used by virbr0 (route …)", with a free
+ * subnet as hint) when something in `used` overlaps `cidr`. The network's own bridge or
+ * libvirt network (when it already exists: a second `up`) is not a conflict.
+ */
+export function assertSubnetFree(
+  cidr: Cidr,
+  used: readonly UsedPrefix[],
+  options: { ownBridge?: string; ownNetwork?: string; field?: string } = {},
+): void {
+  const others = used.filter(
+    (u) =>
+      !(options.ownBridge !== undefined && u.dev === options.ownBridge) &&
+      !(options.ownNetwork !== undefined && u.kind === 'network' && u.name === options.ownNetwork),
+  );
+  const conflicts = subnetConflicts(cidr, others);
+  if (conflicts.length === 0) return;
+  throw new SubnetInUseError(cidr, conflicts, pickFreeSubnet(others), options.field ?? 'network.subnet');
 }
 
 // --- Picking ---------------------------------------------------------------------------

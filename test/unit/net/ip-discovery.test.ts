@@ -249,6 +249,13 @@ describe('discoverIp: what each source said', () => {
     expect(e.answers.map((a) => a.source)).toEqual(['lease-api', 'domain-lease', 'lease-file', 'agent', 'arp']);
     expect(e.answers.every((a) => a.attempts >= 3)).toBe(true);
     expect(client.calls.filter((c) => c.startsWith('bridge'))).toEqual(['bridge vmenv-mgmt']);
+
+    const withTail = e.withConsoleTail(['SeaBIOS (version 1.16.2)', 'Booting from Hard Disk...']);
+    expect(withTail).toBeInstanceOf(IpDiscoveryTimeoutError);
+    expect(withTail.message).toBe(e.message);
+    expect(withTail.answers).toBe(e.answers);
+    expect(withTail.hint).toBe(`${e.hint}\nLast lines of the serial console:\n  | SeaBIOS (version 1.16.2)\n  | Booting from Hard Disk...`);
+    expect(e.withConsoleTail([]).hint).toBe(`${e.hint}\nThe serial console printed nothing.`);
   });
 
   it('records errors per source and keeps asking the others', async () => {

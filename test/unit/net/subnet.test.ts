@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatIpv6, normalizeIp, normalizeMac, parseIpv4, parseIpv6 } from '../../../src/net/ip.js';
+import { ExitCode, UserError } from '../../../src/ui/errors.js';
 import {
+  assertSubnetFree,
   cidrContains,
   cidrIncludes,
   cidrsOverlap,
@@ -23,6 +25,7 @@ import {
   type HostDataProblem,
   type RunCommand,
   type UsedPrefix,
+  SubnetInUseError,
 } from '../../../src/net/subnet.js';
 
 const fixture = (name: string): string => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
@@ -236,6 +239,26 @@ describe('subnetConflicts and describeConflicts', () => {
       "192.168.200.0/24 is used by libvirt network 'other' (192.168.200.1/24 on virbr9)",
     );
     expect(subnetConflicts(c('fd12::/64'), used).map((x) => x.used.name)).toEqual(['other']);
+  });
+
+  it('refuses a configured subnet that is taken, naming the user and a free one', () => {
+    let err: unknown;
+    try {
+      assertSubnetFree(c('192.168.122.0/24'), used, { field: 'machines.web.network.subnet' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SubnetInUseError);
+    expect(err).toBeInstanceOf(UserError);
+    const e = err as SubnetInUseError;
+    expect(e.exitCode).toBe(ExitCode.user);
+    expect(e.message).toMatch(/^192\.168\.122\.0\/24 is used by virbr0 \(route 192\.168\.122\.0\/24 dev virbr0 proto kernel; .*\)\.$/);
+    expect(e.hint).toBe('Set machines.web.network.subnet to a free subnet (192.168.121.0/24 is free), or leave it out and vmenv picks a free one.');
+    expect(e.conflicts).toHaveLength(3);
+    // Its own bridge (a second `up`) and its own libvirt network are no conflict.
+    expect(() => assertSubnetFree(c('192.168.122.0/24'), used, { ownBridge: 'virbr0' })).not.toThrow();
+    expect(() => assertSubnetFree(c('192.168.200.0/24'), used, { ownNetwork: 'other' })).not.toThrow();
+    expect(() => assertSubnetFree(c('192.168.200.0/24'), used)).toThrow(SubnetInUseError);
   });
 
   it('has nothing to say about free subnets and the default route', () => {
