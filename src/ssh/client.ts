@@ -294,8 +294,9 @@ function openRaw(o: RawOptions): Promise<Raw> {
         fail(hostKeyError);
         return;
       }
-      if (o.sockProblem !== undefined) {
-        // The proxy's own account of the failure beats ssh2's "connection lost".
+      const kind = classify(err).kind;
+      if (o.sockProblem !== undefined && kind !== 'auth' && kind !== 'timeout') {
+        // The proxy's own account of a broken connection beats ssh2's "connection lost".
         failing = true;
         void problemFromSock().then((viaSock) => {
           failing = false;
@@ -347,6 +348,9 @@ function openRaw(o: RawOptions): Promise<Raw> {
           if (settled) return;
           settled = true;
           cleanup();
+          // From here the owner listens; until it does (a jump host's connection while the
+          // guest's is being set up), an error must not go unhandled.
+          client.on('error', () => undefined);
           resolve({ client, hostKey: offered!, pinnedNow: offeredNew !== undefined, cleanups: [] });
         },
         (err: unknown) => fail(err),
@@ -439,16 +443,38 @@ function spawnProxy(command: string): {
   return { sock, child, problem };
 }
 
-/** Open a channel to host:port through an established connection (ProxyJump). */
-function forwardThrough(jump: Ssh2Client, host: string, port: number, target: string): Promise<Duplex> {
+/** Open a channel to host:port through an established connection (ProxyJump), bounded by the deadline. */
+function forwardThrough(jump: Ssh2Client, host: string, port: number, target: string, deadline: number, signal: AbortSignal | undefined): Promise<Duplex> {
   return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err: unknown, ch?: Duplex): void => {
+      if (done) {
+        ch?.destroy();
+        return;
+      }
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (err !== undefined) reject(err);
+      else resolve(ch!);
+    };
+    const onAbort = (): void => finish(signal?.reason ?? new Error('aborted'));
+    const timer = setTimeout(
+      () => finish(new SshError('timeout', `timed out asking the jump host to connect to ${target}`, target, { hint: HINTS.timeout })),
+      Math.max(1, deadline - Date.now()),
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
     jump.forwardOut('127.0.0.1', 0, host, port, (err, channel) => {
       if (err) {
         const kind: SshFailureKind = /refused/i.test(err.message) ? 'refused' : 'unreachable';
-        reject(new SshError(kind, `the jump host cannot reach ${target}: ${err.message}`, target, { cause: err, hint: HINTS[kind] }));
+        finish(new SshError(kind, `the jump host cannot reach ${target}: ${err.message}`, target, { cause: err, hint: HINTS[kind] }));
         return;
       }
-      resolve(channel);
+      finish(undefined, channel);
     });
   });
 }
@@ -532,7 +558,7 @@ export async function connectSsh(opts: ConnectSshOptions): Promise<SshSession> {
       cleanups.push(() => {
         jraw.client.end();
       });
-      sock = await forwardThrough(jraw.client, opts.host, port, target);
+      sock = await forwardThrough(jraw.client, opts.host, port, target, deadline, opts.signal);
     } else if (opts.proxyCommand !== undefined) {
       const p = spawnProxy(expandProxyCommand(opts.proxyCommand, opts.host, port, opts.username));
       sock = p.sock;
@@ -773,13 +799,22 @@ class Session implements SshSession {
         rawSet = false;
       }
     };
-    // Should the process die with the terminal raw, put it back.
+    // Should the process end with the terminal raw, put it back first.
     const onExit = (): void => restore();
+    const onSignal = (sig: NodeJS.Signals): void => {
+      restore();
+      process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
+      // Die of it as we would have, unless someone else handles it.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
     const r = await this.run(start, options.command === undefined ? 'a shell' : 'the command', (ch) => {
       if (usePty && stdin.isTTY === true && typeof stdin.setRawMode === 'function') {
         stdin.setRawMode(true);
         rawSet = true;
         process.once('exit', onExit);
+        process.once('SIGTERM', onSignal);
+        process.once('SIGHUP', onSignal);
       }
       const onResize = (): void => {
         const s = size();
@@ -798,6 +833,8 @@ class Session implements SshSession {
         if (usePty) stdout.off?.('resize', onResize);
         restore();
         process.off('exit', onExit);
+        process.off('SIGTERM', onSignal);
+        process.off('SIGHUP', onSignal);
       };
     });
     return r.signal === undefined ? { code: r.code } : { code: r.code, signal: r.signal };

@@ -4,8 +4,12 @@
  * 0600 atomically (a temporary file in the same directory, fsynced, then renamed), its
  * public half beside it as `<path>.pub` — the line given to the guest through the
  * cloud-init seed.
+ *
+ * Keys are made with node:crypto and encoded here (OpenSSH's PROTOCOL.key format), not
+ * with ssh2's generator: that one drops a leading zero byte of the 32-byte ed25519
+ * public key (about one key in 200), giving a key no parser accepts.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -27,9 +31,58 @@ export interface MachineKeyPair {
 /** A new ed25519 key pair; `comment` ends the public line (e.g. `vmenv web@myproject`). */
 export function generateMachineKey(comment = 'vmenv'): MachineKeyPair {
   if (/[\r\n]/.test(comment)) throw new TypeError('an SSH key comment cannot hold a line break');
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  const publicKey = pair.public.trim();
-  return { privateKey: pair.private, publicKey, fingerprint: fingerprintOfPublicLine(publicKey) };
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const pub = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
+  return ed25519KeyPair(seed, pub, comment);
+}
+
+function sshString(b: Buffer | string): Buffer {
+  const data = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length, 0);
+  return Buffer.concat([len, data]);
+}
+
+function sshUint32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+}
+
+/**
+ * Encode an ed25519 key (32-byte seed, 32-byte public key) as OpenSSH writes it:
+ * an unencrypted `openssh-key-v1` private key and a `ssh-ed25519 <base64> <comment>` line.
+ */
+export function ed25519KeyPair(seed: Buffer, pub: Buffer, comment: string): MachineKeyPair {
+  if (seed.length !== 32 || pub.length !== 32) throw new TypeError('an ed25519 key is a 32-byte seed and a 32-byte public key');
+  const type = 'ssh-ed25519';
+  const blob = Buffer.concat([sshString(type), sshString(pub)]);
+  const check = randomBytes(4).readUInt32BE(0);
+  let secret = Buffer.concat([
+    sshUint32(check),
+    sshUint32(check),
+    sshString(type),
+    sshString(pub),
+    sshString(Buffer.concat([seed, pub])),
+    sshString(comment),
+  ]);
+  // Padded with 1, 2, 3, … to the cipher's block size (8 for "none").
+  const pad = (8 - (secret.length % 8)) % 8;
+  secret = Buffer.concat([secret, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0', 'latin1'),
+    sshString('none'),
+    sshString('none'),
+    sshString(Buffer.alloc(0)),
+    sshUint32(1),
+    sshString(blob),
+    sshString(secret),
+  ]);
+  const b64 = body.toString('base64').replace(/.{70}/g, '$&\n').replace(/\n$/, '');
+  const privateKey = `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
+  const publicKey = `${type} ${blob.toString('base64')}${comment ? ` ${comment}` : ''}`;
+  return { privateKey, publicKey, fingerprint: keyFingerprint(blob) };
 }
 
 /** The `SHA256:…` fingerprint of a public key line (`type base64 [comment]`). */

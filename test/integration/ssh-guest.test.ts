@@ -439,6 +439,14 @@ describe('ssh_config with the real OpenSSH client', () => {
     });
     expect((await s.exec('echo through the jump host')).stdout).toBe('through the jump host\n');
     await s.close();
+    // Nothing listening behind the jump host: 'refused', which waitForSsh retries.
+    const closedPort = await freePort();
+    const refused = await connectSsh({
+      ...opts(),
+      port: closedPort,
+      jump: { host: '127.0.0.1', port: h.ssh.port, username: h.ssh.user, privateKey: readFileSync(h.ssh.keyPath), hostKey: { knownHostsFile: jumpKnown } },
+    }).catch((e: unknown) => e);
+    expect((refused as SshError).kind).toBe('refused');
     // A jump host whose key is not known is refused.
     const err = await connectSsh({
       ...opts(),

@@ -7,6 +7,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import ssh2 from 'ssh2';
+import type { ParsedKey } from 'ssh2';
 import { SshError } from '../../../src/ssh/errors.js';
 import {
   ensureMachineKey,
@@ -19,6 +21,12 @@ import {
   writeFileAtomic,
   writeMachineKey,
 } from '../../../src/ssh/keys.js';
+
+function parsePublic(line: string): ParsedKey {
+  const k = ssh2.utils.parseKey(line);
+  if (k instanceof Error) throw k;
+  return Array.isArray(k) ? k[0]! : k;
+}
 
 let dir: string;
 beforeAll(() => {
@@ -45,6 +53,27 @@ describe('generateMachineKey', () => {
     expect(listed).toContain('(ED25519)');
     // No temporary files left behind.
     expect(readdirSync(join(dir, 'sub')).sort()).toEqual(['id_ed25519', 'id_ed25519.pub']);
+  });
+
+  it("keeps a public key that starts with a zero byte whole (ssh2's own generator drops it)", () => {
+    // About one key in 256 starts with 0x00; make keys until one does.
+    let pair = generateMachineKey('zero');
+    let blob = Buffer.from(pair.publicKey.split(' ')[1]!, 'base64');
+    for (let i = 0; i < 5000 && blob[19] !== 0; i++) {
+      pair = generateMachineKey('zero');
+      blob = Buffer.from(pair.publicKey.split(' ')[1]!, 'base64');
+    }
+    expect(blob[19]).toBe(0);
+    expect(blob.length).toBe(51);
+    const path = join(dir, 'zero-lead');
+    writeFileSync(path, pair.privateKey, { mode: 0o600 });
+    expect(execFileSync('ssh-keygen', ['-y', '-f', path], { encoding: 'utf8' }).split(' ')[1]).toBe(blob.toString('base64'));
+    // ssh2 reads it, and its signatures verify against the public line.
+    const key = parsePrivateKey(pair.privateKey);
+    expect(key.getPublicSSH().equals(blob)).toBe(true);
+    const pub = parsePublic(pair.publicKey);
+    const data = Buffer.from('to be signed');
+    expect(pub.verify(data, key.sign(data))).toBe(true);
   });
 
   it('gives a different key every time', () => {
