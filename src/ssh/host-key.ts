@@ -114,8 +114,9 @@ export function fileHostKeyStore(path: string): HostKeyStore {
 }
 
 /**
- * A pin check against a known_hosts file with OpenSSH's rules (for jump hosts, which
- * are the user's own machines and live in ~/.ssh/known_hosts, not in a pin).
+ * The entries of a known_hosts file (none when it does not exist). Jump hosts are the
+ * user's own machines: their keys live in ~/.ssh/known_hosts, checked with OpenSSH's
+ * rules (verifyAgainstKnownHosts), not in a pin.
  */
 export async function readKnownHosts(path: string): Promise<KnownHostEntry[]> {
   try {
