@@ -1,12 +1,13 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg, parallelFlag } from '../ui/machine-flags.js';
+import { ExitCode, UserError } from '../ui/errors.js';
+import { cwdFlag, machinesArg, parallelFlag } from '../ui/machine-flags.js';
+import { machineNames, projectMachines } from '../ui/project.js';
+import { confirm } from '../ui/prompt.js';
 
 export default class Destroy extends BaseCommand {
   static override summary = 'Stop the machines and delete everything vmenv made for them.';
-  static override description = `Stops each machine and removes its libvirt domain, its disk overlay, its cloud-init seed, its SSH key and pinned host key, and any network vmenv created that no machine uses any more. Box volumes stay in the pool for the next 'vmenv up' ('vmenv box remove' deletes them). Asks for confirmation unless --force is given or stdin is not a terminal.`;
+  static override description = `Stops each machine and removes its libvirt domain, its disk overlay, its cloud-init seed, its SSH key and pinned host key, and any network vmenv created that no machine uses any more. Box volumes stay in the pool for the next 'vmenv up' ('vmenv box remove' deletes them). Asks for confirmation in a terminal; without a terminal it needs --force.`;
 
   static override examples = [
     { description: 'Destroy every machine of the project, after confirming.', command: '<%= config.bin %> <%= command.id %>' },
@@ -17,13 +18,37 @@ export default class Destroy extends BaseCommand {
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     force: Flags.boolean({ char: 'f', description: 'Do not ask for confirmation.' }),
     graceful: Flags.boolean({ char: 'g', description: 'Try a graceful shutdown before removing the machine.' }),
     ...parallelFlag,
   };
 
   async run(): Promise<void> {
-    await this.parse(Destroy);
-    throw new NotImplementedError('destroy', Issue.lifecycle);
+    const { argv, flags } = await this.parse(Destroy);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    if (!flags.force) {
+      if (!process.stdin.isTTY) {
+        throw new UserError('destroy needs confirmation, and there is no terminal to ask in', {
+          hint: "Run 'vmenv destroy --force' to destroy without asking.",
+          exitCode: ExitCode.usage,
+        });
+      }
+      const names = machines.map((m) => m.name).join(', ');
+      if (!(await confirm(`Destroy ${names} and delete their disks? (y/N) `))) return;
+    }
+    const { destroyMachine, haltMachine, openMachine } = await import('../machine/lifecycle.js');
+    const destroyOne = async (m: (typeof machines)[number]): Promise<void> => {
+      const h = await openMachine(project, m, this.signal);
+      try {
+        if (flags.graceful && (await h.state.read(m.name))?.domain) await haltMachine(h, { signal: this.signal }).catch(() => undefined);
+        await destroyMachine(h);
+        this.log(`${m.name}: destroyed`);
+      } finally {
+        await h.client.close();
+      }
+    };
+    if (flags.parallel) await Promise.all(machines.map(destroyOne));
+    else for (const m of machines) await destroyOne(m);
   }
 }

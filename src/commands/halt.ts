@@ -1,8 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg, parallelFlag } from '../ui/machine-flags.js';
+import { cwdFlag, machinesArg, parallelFlag } from '../ui/machine-flags.js';
+import { machineNames, projectMachines } from '../ui/project.js';
 
 export default class Halt extends BaseCommand {
   static override summary = 'Shut the machines down.';
@@ -17,10 +16,10 @@ export default class Halt extends BaseCommand {
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     force: Flags.boolean({ char: 'f', description: 'Power off at once instead of a graceful shutdown.' }),
     timeout: Flags.integer({
-      description: 'Seconds to wait for a graceful shutdown before powering off.',
-      default: 60,
+      description: 'Seconds to wait for a graceful shutdown before powering off (default: shutdown.timeout in vmenv.yaml, else 60).',
       min: 0,
       helpValue: '<seconds>',
     }),
@@ -28,7 +27,20 @@ export default class Halt extends BaseCommand {
   };
 
   async run(): Promise<void> {
-    await this.parse(Halt);
-    throw new NotImplementedError('halt', Issue.lifecycle);
+    const { argv, flags } = await this.parse(Halt);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { haltMachine, openMachine } = await import('../machine/lifecycle.js');
+    const haltOne = async (m: (typeof machines)[number]): Promise<void> => {
+      const machine = flags.timeout === undefined ? m : { ...m, shutdown: { ...m.shutdown, timeout: flags.timeout } };
+      const h = await openMachine(project, machine, this.signal);
+      try {
+        const how = await haltMachine(h, { force: flags.force, signal: this.signal });
+        this.log(`${m.name}: ${how === 'already off' ? 'already shut off' : how === 'graceful' ? 'shut down' : 'powered off'}`);
+      } finally {
+        await h.client.close();
+      }
+    };
+    if (flags.parallel) await Promise.all(machines.map(haltOne));
+    else for (const m of machines) await haltOne(m);
   }
 }

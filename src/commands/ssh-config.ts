@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg } from '../ui/machine-flags.js';
+import { UserError } from '../ui/errors.js';
+import { cwdFlag, machinesArg } from '../ui/machine-flags.js';
+import { machineNames, projectMachines } from '../ui/project.js';
 
 export default class SshConfig extends BaseCommand {
   static override summary = 'Print an OpenSSH client configuration for the machines.';
@@ -18,11 +18,28 @@ export default class SshConfig extends BaseCommand {
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     host: Flags.string({ description: 'Host alias to print instead of the machine name (one machine only).', helpValue: '<alias>' }),
   };
 
-  async run(): Promise<void> {
-    await this.parse(SshConfig);
-    throw new NotImplementedError('ssh-config', Issue.lifecycle);
+  async run(): Promise<unknown> {
+    const { argv, flags } = await this.parse(SshConfig);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    if (flags.host !== undefined && machines.length !== 1) {
+      throw new UserError('--host renames one machine: name exactly one', { hint: 'vmenv ssh-config web --host web.test' });
+    }
+    const { openMachine, writeMachineSshConfig } = await import('../machine/lifecycle.js');
+    const blocks: { machine: string; config: string; file: string }[] = [];
+    for (const m of machines) {
+      const h = await openMachine(project, m, this.signal);
+      try {
+        const { text, path } = await writeMachineSshConfig(h);
+        blocks.push({ machine: m.name, config: flags.host ? text.replace(/^Host .*$/m, `Host ${flags.host}`) : text, file: path });
+      } finally {
+        await h.client.close();
+      }
+    }
+    if (!this.jsonEnabled()) this.log(blocks.map((b) => b.config).join('\n').trimEnd());
+    return { machines: blocks };
   }
 }

@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machineArg } from '../ui/machine-flags.js';
+import { UserError } from '../ui/errors.js';
+import { cwdFlag, machineArg } from '../ui/machine-flags.js';
+import { projectMachines } from '../ui/project.js';
 
 export default class Ssh extends BaseCommand {
   static override summary = 'Open a shell on a machine over SSH, or run a command there.';
@@ -17,12 +17,46 @@ export default class Ssh extends BaseCommand {
   static override args = machineArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     command: Flags.string({ char: 'c', description: 'Run this command instead of a login shell.', helpValue: '<command>' }),
     plain: Flags.boolean({ description: "Connect without vmenv's key and user: let ssh ask for a login." }),
   };
 
   async run(): Promise<void> {
-    await this.parse(Ssh);
-    throw new NotImplementedError('ssh', Issue.lifecycle);
+    const { args, argv, flags } = await this.parse(Ssh);
+    const extra = argv.slice(args.machine === undefined ? 0 : 1).filter((a): a is string => typeof a === 'string');
+    const { project, machines } = await projectMachines(flags.cwd, args.machine === undefined ? [] : [args.machine]);
+    if (machines.length !== 1) {
+      throw new UserError('this project has several machines: name the one to connect to', { hint: `Its machines: ${machines.map((m) => m.name).join(', ')}` });
+    }
+    const { openMachine, sshToMachine, writeMachineSshConfig } = await import('../machine/lifecycle.js');
+    const h = await openMachine(project, machines[0]!, this.signal);
+    try {
+      if (flags.plain || extra.length > 0) {
+        // OpenSSH itself, with the machine's config: extra arguments go to ssh unchanged.
+        const { path } = await writeMachineSshConfig(h);
+        const { spawnSync } = await import('node:child_process');
+        const sshArgs = ['-F', path, ...(flags.plain ? ['-o', 'IdentitiesOnly=no', '-o', 'User=' + (process.env.USER ?? 'root')] : []), ...extra, machines[0]!.name];
+        if (flags.command !== undefined) sshArgs.push(flags.command);
+        const r = spawnSync('ssh', sshArgs, { stdio: 'inherit' });
+        this.exit(r.status ?? 255);
+      }
+      const session = await sshToMachine(h, this.signal);
+      try {
+        const result =
+          flags.command !== undefined
+            ? await session.exec(flags.command, {
+                onStdout: (c) => process.stdout.write(c),
+                onStderr: (c) => process.stderr.write(c),
+                ...(process.stdin.isTTY ? {} : { stdin: process.stdin }),
+              })
+            : await session.shell();
+        process.exitCode = result.code ?? 255;
+      } finally {
+        await session.close();
+      }
+    } finally {
+      await h.client.close();
+    }
   }
 }

@@ -1,8 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg } from '../ui/machine-flags.js';
+import { cwdFlag, machinesArg } from '../ui/machine-flags.js';
+import { machineNames, projectMachines } from '../ui/project.js';
 
 export default class Status extends BaseCommand {
   static override summary = 'Show the state of the machines.';
@@ -17,11 +16,41 @@ export default class Status extends BaseCommand {
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     all: Flags.boolean({ char: 'a', description: 'Every machine in the global machine index, from all projects.' }),
   };
 
-  async run(): Promise<void> {
-    await this.parse(Status);
-    throw new NotImplementedError('status', Issue.lifecycle);
+  async run(): Promise<unknown> {
+    const { argv, flags } = await this.parse(Status);
+    if (flags.all) {
+      const { readMachineIndex } = await import('../box/store.js');
+      const entries = await readMachineIndex();
+      if (!this.jsonEnabled()) {
+        if (entries.length === 0) this.log('No machines.');
+        for (const e of entries) this.log(`${e.machine.padEnd(16)} ${(e.state ?? '').padEnd(12)} ${e.project}  (${e.domain} on ${e.uri})`);
+      }
+      return { machines: entries };
+    }
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { machineStatus, openMachine } = await import('../machine/lifecycle.js');
+    const { ProjectState } = await import('../project/state.js');
+    const reports = [];
+    for (const m of machines) {
+      // A machine never created needs no connection to libvirt.
+      if (!(await new ProjectState(project.dir).read(m.name))) {
+        reports.push({ machine: m.name, status: 'not created' as const });
+        continue;
+      }
+      const h = await openMachine(project, m, this.signal);
+      try {
+        reports.push(await machineStatus(h));
+      } finally {
+        await h.client.close();
+      }
+    }
+    if (!this.jsonEnabled()) {
+      for (const r of reports) this.log(`${r.machine.padEnd(16)} ${r.status.padEnd(12)}${'ip' in r && r.ip ? ` ${r.ip}` : ''}`);
+    }
+    return { project: project.dir, machines: reports };
   }
 }

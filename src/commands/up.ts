@@ -1,8 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg, parallelFlag, provisionFlags } from '../ui/machine-flags.js';
+import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../ui/machine-flags.js';
+import { machineNames, projectMachines } from '../ui/project.js';
 
 export default class Up extends BaseCommand {
   static override summary = 'Create and start the machines described in vmenv.yaml.';
@@ -19,6 +18,7 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     ...provisionFlags,
     ...parallelFlag,
     'destroy-on-error': Flags.boolean({
@@ -26,15 +26,24 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
       default: true,
       allowNo: true,
     }),
-    'boot-timeout': Flags.integer({
-      description: 'Seconds to wait for the IP address and SSH before giving up (default: from vmenv.yaml, else 300).',
-      min: 1,
-      helpValue: '<seconds>',
-    }),
   };
 
   async run(): Promise<void> {
-    await this.parse(Up);
-    throw new NotImplementedError('up', Issue.lifecycle);
+    const { argv, flags } = await this.parse(Up);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { openMachine, upMachine } = await import('../machine/lifecycle.js');
+    const { syncAndProvision } = await import('../machine/provision.js');
+    const bringUp = async (m: (typeof machines)[number]): Promise<void> => {
+      const h = await openMachine(project, m, this.signal);
+      try {
+        const ctx = await upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] });
+        await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [] });
+        await ctx.session?.close();
+      } finally {
+        await h.client.close();
+      }
+    };
+    if (flags.parallel) await Promise.all(machines.map(bringUp));
+    else for (const m of machines) await bringUp(m);
   }
 }

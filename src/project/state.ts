@@ -21,14 +21,6 @@ export interface OwnedNetwork {
   created: boolean;
 }
 
-export interface PinnedHostKey {
-  algorithm: string;
-  /** The key in base64, as in known_hosts. */
-  key: string;
-  /** `SHA256:…`, as OpenSSH prints it. */
-  fingerprint: string;
-}
-
 /** What vmenv knows of one machine of the project. Written atomically after every change. */
 export interface MachineState {
   version: typeof STATE_VERSION;
@@ -40,7 +32,10 @@ export interface MachineState {
   box?: { name: string; version: string };
   volumes: OwnedVolume[];
   networks: OwnedNetwork[];
-  ssh: { username: string; privateKeyPath: string; hostKey?: PinnedHostKey };
+  /** The machine's key; the guest's pinned host key is in host-key.json beside it. */
+  ssh: { username: string; privateKeyPath: string };
+  /** The management NIC: a libvirt network, or user-mode networking with SSH forwarded. */
+  nic?: { mode: 'nat'; network: string; mac: string } | { mode: 'user'; mac: string; sshHostPort: number };
   /** The last address the machine was reached at. */
   ip?: string;
   /** Whether the first provisioning ran (provisioners with run: once). */

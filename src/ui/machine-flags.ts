@@ -36,3 +36,10 @@ export const parallelFlag = {
     allowNo: true,
   }),
 };
+
+export const cwdFlag = {
+  cwd: Flags.string({
+    description: 'Work in this folder instead of the current one (default: $VMENV_CWD, else the current folder).',
+    helpValue: '<dir>',
+  }),
+};

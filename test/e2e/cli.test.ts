@@ -3,7 +3,8 @@
  * Needs `npm run build` (done here when dist/ or the manifest is missing).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -34,18 +35,13 @@ function vmenv(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
 
 /** Commands that exist as topics but are not built yet, with arguments they need to parse. */
 const notBuilt: Array<{ id: string; args: string[] }> = [
-  { id: 'up', args: [] },
-  { id: 'halt', args: [] },
-  { id: 'destroy', args: ['--force'] },
-  { id: 'ssh', args: [] },
-  { id: 'ssh-config', args: [] },
   { id: 'provision', args: [] },
-  { id: 'status', args: [] },
   { id: 'reload', args: [] },
   { id: 'suspend', args: [] },
   { id: 'resume', args: [] },
 ];
-const allCommands = [...notBuilt.map((c) => c.id), 'doctor', 'init', 'box build', 'box add', 'box list', 'box remove'];
+const built = ['up', 'halt', 'destroy', 'ssh', 'ssh-config', 'status', 'doctor', 'init', 'box build', 'box add', 'box list', 'box remove'];
+const allCommands = [...notBuilt.map((c) => c.id), ...built];
 
 beforeAll(() => {
   if (!existsSync(join(root, 'dist', 'commands', 'doctor.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
@@ -87,13 +83,17 @@ describe('vmenv (built CLI)', () => {
     expect(r.stdout).toBe('');
   });
 
-  it('a not-built command with --json prints the error as JSON', async () => {
-    const r = await vmenv(['status', '--json']);
-    expect(r.code).toBe(4);
-    const doc = JSON.parse(r.stdout) as { error: { message: string; hint: string; code: string } };
-    expect(doc.error.code).toBe('notImplemented');
-    expect(doc.error.message).toContain('not built yet');
-    expect(doc.error.hint).toContain('issue #4');
+  it('an error of a command run with --json is printed as JSON', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'vmenv-noproject-'));
+    try {
+      const r = await vmenv(['status', '--json', '--cwd', empty]);
+      expect(r.code).toBe(1);
+      const doc = JSON.parse(r.stdout) as { error: { message: string; hint: string; code: string } };
+      expect(doc.error.message).toContain('vmenv.yaml');
+      expect(doc.error.hint).toContain('vmenv init');
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it('an unknown flag exits 2 with the usage', async () => {

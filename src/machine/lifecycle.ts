@@ -1,0 +1,292 @@
+import { join } from 'node:path';
+import type { MachineConfig, ProjectConfig } from '../config/types.js';
+import type { LibvirtClient } from '../libvirt/client.js';
+import { DomainShutdownFlags, DomainState, DomainUndefineFlags, domainStateName } from '../libvirt/constants.js';
+import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
+import { openLibvirt } from '../libvirt/index.js';
+import { unregisterMachine } from '../project/machine-index.js';
+import { machineResourceName } from '../project/names.js';
+import { ProjectState, type MachineState } from '../project/state.js';
+import {
+  connectSsh,
+  fileHostKeyStore,
+  netnsProxyCommand,
+  readPrivateKey,
+  renderSshConfigHost,
+  writePinnedKnownHosts,
+  type SshSession,
+} from '../ssh/index.js';
+import { writeFileAtomic } from '../project/atomic.js';
+import { TimeoutError, UserError } from '../ui/errors.js';
+import { machineMac } from './domain-plan.js';
+import { runPipeline, type PipelineOptions, type Step } from './pipeline.js';
+import { createMachineSteps, currentDomain, machineRecord, reachSteps, type UpContext } from './up.js';
+
+/** The environment variable naming a network namespace from which guests are reached. */
+export const GUEST_NETNS_ENV = 'VMENV_GUEST_NETNS';
+
+export interface MachineHandle {
+  project: ProjectConfig;
+  machine: MachineConfig;
+  state: ProjectState;
+  client: LibvirtClient;
+}
+
+/** Connects to the machine's libvirt (its configured URI, else the default choice). */
+export async function openMachine(project: ProjectConfig, machine: MachineConfig, signal?: AbortSignal): Promise<MachineHandle> {
+  const state = new ProjectState(project.dir);
+  const record = await state.read(machine.name);
+  const uri = record?.uri ?? machine.uri;
+  const client = await openLibvirt(uri, { ...(signal ? { signal } : {}) });
+  return { project, machine, state, client };
+}
+
+export type MachineStatus = 'not created' | 'running' | 'shutoff' | 'paused' | 'suspended' | 'crashed' | 'shutting down' | 'gone';
+
+export interface StatusReport {
+  machine: string;
+  status: MachineStatus;
+  domain?: string;
+  ip?: string;
+  uri?: string;
+}
+
+export async function machineStatus(h: MachineHandle): Promise<StatusReport> {
+  const record = await h.state.read(h.machine.name);
+  if (!record?.domain) return { machine: h.machine.name, status: 'not created' };
+  const live = await currentDomain(h.client, record);
+  const base = { machine: h.machine.name, domain: record.domain.name, uri: record.uri };
+  if (!live) return { ...base, status: 'gone' };
+  const status: MachineStatus =
+    live.state === DomainState.running || live.state === DomainState.blocked
+      ? 'running'
+      : live.state === DomainState.paused
+        ? 'paused'
+        : live.state === DomainState.shutdown
+          ? 'shutting down'
+          : live.state === DomainState.crashed
+            ? 'crashed'
+            : live.state === DomainState.pmSuspended
+              ? 'suspended'
+              : (await h.client.domainHasManagedSaveImage(live.domain))
+                ? 'suspended'
+                : 'shutoff';
+  return { ...base, status, ...(status === 'running' && record.ip ? { ip: record.ip } : {}) };
+}
+
+export interface UpOptions extends Pick<PipelineOptions, 'renderer' | 'signal'> {
+  /** Keep what a failed first `up` made (`--no-destroy-on-error`). */
+  keepOnError?: boolean;
+  guestNetns?: string;
+}
+
+/**
+ * Brings one machine up: creates it when it does not exist, starts it when shut off,
+ * resumes it when paused, and only reconnects when it runs. Returns an SSH session.
+ */
+export async function upMachine(h: MachineHandle, options: UpOptions = {}): Promise<UpContext> {
+  const { record, isNew } = await machineRecord(h.state, h.machine, h.client.uri, h.project.dir);
+  const ctx: UpContext = {
+    project: h.project,
+    machine: h.machine,
+    state: h.state,
+    client: h.client,
+    guestNetns: options.guestNetns ?? process.env[GUEST_NETNS_ENV],
+    resourceName: machineResourceName(h.project.dir, h.machine.name),
+    record,
+  };
+  const live = isNew ? undefined : await currentDomain(h.client, record);
+  let steps: Step<UpContext>[];
+  if (!live) {
+    if (!isNew && record.domain) {
+      throw new UserError(`machine '${h.machine.name}' has state, but its domain ${record.domain.name} is gone from ${record.uri}`, {
+        hint: `Run 'vmenv destroy -f ${h.machine.name}' to clear what is left, then 'vmenv up' again.`,
+      });
+    }
+    await h.state.write(record);
+    steps = createMachineSteps();
+  } else {
+    ctx.domain = live.domain;
+    ctx.nic = record.nic ?? { mode: 'nat', network: h.machine.network.name ?? 'vmenv', mac: machineMac(ctx.resourceName) };
+    if (ctx.nic.mode === 'user') ctx.sshPort = ctx.nic.sshHostPort;
+    else ctx.network = await h.client.networkLookupByName(ctx.nic.network);
+    const start: Step<UpContext> = {
+      title: live.state === DomainState.paused ? 'Resume the domain' : 'Start the domain',
+      skip: () => live.state === DomainState.running || live.state === DomainState.blocked,
+      async run(c) {
+        if (live.state === DomainState.paused) await c.client.domainResume(c.domain!);
+        else c.domain = await c.client.domainCreate(c.domain!);
+      },
+    };
+    steps = [start, ...reachSteps()];
+  }
+  try {
+    await runPipeline(steps, ctx, {
+      ...(options.renderer ? { renderer: options.renderer } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      rollbackOnError: isNew && !options.keepOnError,
+    });
+  } catch (err) {
+    // A first `up` that failed and was rolled back leaves no state behind either.
+    if (isNew && !options.keepOnError && !ctx.record.domain && ctx.record.volumes.length === 0) await h.state.remove(h.machine.name);
+    throw err;
+  }
+  return ctx;
+}
+
+/** Connects to a running machine over SSH, verifying its pinned host key. */
+export async function sshToMachine(h: MachineHandle, signal?: AbortSignal): Promise<SshSession> {
+  const record = await requireRecord(h);
+  const status = await machineStatus(h);
+  if (status.status !== 'running' || !record.ip) {
+    throw new UserError(`machine '${h.machine.name}' is ${status.status}`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
+  }
+  const netns = process.env[GUEST_NETNS_ENV];
+  const user = record.nic?.mode === 'user';
+  return connectSsh({
+    host: record.ip,
+    port: record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port,
+    username: record.ssh.username,
+    privateKey: await readPrivateKey(record.ssh.privateKeyPath),
+    hostKey: fileHostKeyStore(join(h.state.machineDir(h.machine.name), 'host-key.json')),
+    ...(netns && !user ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+    ...(signal ? { signal } : {}),
+    label: `machine '${h.machine.name}'`,
+  });
+}
+
+/**
+ * An OpenSSH client config for the machine, with its pinned host key in a known_hosts
+ * file beside it, that `ssh -F <file> <machine>` and `rsync -e 'ssh -F <file>'` use.
+ * Returns the config text and the file it was written to.
+ */
+export async function writeMachineSshConfig(h: MachineHandle): Promise<{ text: string; path: string }> {
+  const record = await requireRecord(h);
+  const dir = h.state.machineDir(h.machine.name);
+  const pin = await fileHostKeyStore(join(dir, 'host-key.json')).get();
+  if (!record.ip || !pin) {
+    throw new UserError(`machine '${h.machine.name}' has not been reached over SSH yet`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
+  }
+  const user = record.nic?.mode === 'user';
+  const port = record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port;
+  const knownHostsFile = join(dir, 'known_hosts');
+  await writePinnedKnownHosts(knownHostsFile, pin, record.ip, port);
+  const netns = process.env[GUEST_NETNS_ENV];
+  const text = renderSshConfigHost({
+    name: h.machine.name,
+    hostName: record.ip,
+    port,
+    user: record.ssh.username,
+    identityFile: record.ssh.privateKeyPath,
+    knownHostsFile,
+    ...(netns && !user ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+    comment: `vmenv machine '${h.machine.name}' of ${h.project.dir}`,
+  });
+  const path = join(dir, 'ssh_config');
+  await writeFileAtomic(path, text, 0o600);
+  return { text, path };
+}
+
+async function requireRecord(h: MachineHandle): Promise<MachineState> {
+  const record = await h.state.read(h.machine.name);
+  if (!record?.domain) {
+    throw new UserError(`machine '${h.machine.name}' is not created`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
+  }
+  return record;
+}
+
+/** Waits until the domain is shut off, polling its state; false on timeout. */
+async function waitShutoff(h: MachineHandle, name: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    try {
+      const d = await h.client.domainLookupByName(name);
+      if ((await h.client.domainGetState(d)).state === DomainState.shutoff) return true;
+    } catch (err) {
+      if (isNotFound(err)) return true;
+      throw err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+/**
+ * Shuts a machine down: `poweroff` over SSH, else the ACPI power button, then forced
+ * off after `shutdown.timeout` seconds (or at once with `force`).
+ */
+export async function haltMachine(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<'already off' | 'graceful' | 'forced'> {
+  const record = await requireRecord(h);
+  const live = await currentDomain(h.client, record);
+  if (!live || live.state === DomainState.shutoff) return 'already off';
+  const timeoutMs = h.machine.shutdown.timeout * 1000;
+  if (!options.force && h.machine.shutdown.mode !== 'destroy') {
+    if (h.machine.shutdown.mode === 'ssh' && live.state === DomainState.running) {
+      const session = await sshToMachine(h, options.signal).catch(() => undefined);
+      if (session) {
+        await session.exec('sudo -n poweroff || poweroff').catch(() => undefined);
+        await session.close();
+      }
+    }
+    if (!(await waitShutoff(h, record.domain!.name, Math.min(timeoutMs, 2000), options.signal))) {
+      await h.client.domainShutdown(live.domain, DomainShutdownFlags.acpiPowerButton).catch((err: unknown) => {
+        if (!isOperationInvalid(err)) throw err;
+      });
+    }
+    if (await waitShutoff(h, record.domain!.name, timeoutMs, options.signal)) return 'graceful';
+  }
+  await h.client.domainDestroy(live.domain).catch((err: unknown) => {
+    if (!isOperationInvalid(err)) throw err;
+  });
+  if (!(await waitShutoff(h, record.domain!.name, 10_000, options.signal))) {
+    throw new TimeoutError(`domain ${record.domain!.name} to power off`, 10_000);
+  }
+  return 'forced';
+}
+
+/**
+ * Removes a machine: its domain (with nvram, snapshots, managed save), its volumes, the
+ * networks vmenv created for it when no other domain uses them, and its state. Never a
+ * box volume. Safe to run on a half-made machine.
+ */
+export async function destroyMachine(h: MachineHandle): Promise<void> {
+  const record = await h.state.read(h.machine.name);
+  if (!record) return;
+  if (record.domain) {
+    try {
+      const d = await h.client.domainLookupByName(record.domain.name);
+      await h.client.domainDestroy(d).catch((err: unknown) => {
+        if (!isOperationInvalid(err)) throw err;
+      });
+      await h.client.domainUndefine(d, DomainUndefineFlags.nvram | DomainUndefineFlags.snapshotsMetadata | DomainUndefineFlags.managedSave);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  for (const v of record.volumes) {
+    try {
+      const pool = await h.client.storagePoolLookupByName(v.pool);
+      await h.client.storageVolDelete(await h.client.storageVolLookupByName(pool, v.name));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  for (const n of record.networks.filter((x) => x.created)) await removeNetworkIfUnused(h.client, n.name);
+  if (record.domain) await unregisterMachine(record.domain.uuid);
+  await h.state.remove(h.machine.name);
+}
+
+/** Removes a network vmenv created once no domain refers to it any more. */
+async function removeNetworkIfUnused(client: LibvirtClient, name: string): Promise<void> {
+  for (const d of await client.connectListAllDomains()) {
+    const xml = await client.domainGetXmlDesc(d);
+    if (xml.includes(`<source network='${name}'`) || xml.includes(`<source network="${name}"`)) return;
+  }
+  const net = await client.networkLookupByName(name).catch(() => undefined);
+  if (!net) return;
+  await client.networkDestroy(net).catch(() => undefined);
+  await client.networkUndefine(net);
+}
+
+export { domainStateName };

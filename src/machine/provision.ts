@@ -1,0 +1,154 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import type { Provisioner, ShellProvisioner, SyncedFolder } from '../config/types.js';
+import { STATE_DIR } from '../project/state.js';
+import { shQuote } from '../libvirt/transport/ssh.js';
+import { rsyncRemoteShell, type SshSession } from '../ssh/index.js';
+import { ExitCode, NotImplementedError, UserError } from '../ui/errors.js';
+import { Issue } from '../ui/issues.js';
+import { sshToMachine, writeMachineSshConfig, type MachineHandle } from './lifecycle.js';
+import type { UpContext } from './up.js';
+
+export interface ProvisionOptions {
+  signal?: AbortSignal;
+  /** --provision (true), --no-provision (false), or neither. */
+  provision?: boolean | undefined;
+  /** --provision-with: run only these, by name or type. */
+  only?: readonly string[];
+  /** Where provisioner output goes, each line prefixed with the machine's name. */
+  out?: NodeJS.WritableStream;
+}
+
+/** Writes chunks to `out` line by line, each line prefixed. */
+function prefixer(prefix: string, out: NodeJS.WritableStream): { write(chunk: Buffer): void; end(): void } {
+  let rest = '';
+  return {
+    write(chunk) {
+      const text = rest + chunk.toString('utf8');
+      const lines = text.split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) out.write(`${prefix}${l}\n`);
+    },
+    end() {
+      if (rest) out.write(`${prefix}${rest}\n`);
+      rest = '';
+    },
+  };
+}
+
+/** rsync of one folder into the guest over the machine's SSH config, `.vmenv/` always left out. */
+async function rsyncFolder(h: MachineHandle, session: SshSession, folder: SyncedFolder, configFile: string, signal?: AbortSignal): Promise<void> {
+  const source = isAbsolute(folder.host) ? folder.host : resolve(h.project.dir, folder.host);
+  if (!existsSync(source)) {
+    if (!folder.create) {
+      throw new UserError(`synced folder ${folder.host} does not exist`, { hint: "Create it, or set 'create: true' on the folder in vmenv.yaml." });
+    }
+    await import('node:fs/promises').then((fs) => fs.mkdir(source, { recursive: true }));
+  }
+  const user = folder.owner ?? h.machine.ssh.username;
+  const group = folder.group ?? user;
+  const prep = await session.exec(`sudo -n mkdir -p ${shQuote(folder.guest)} && sudo -n chown ${shQuote(`${user}:${group}`)} ${shQuote(folder.guest)}`);
+  if (prep.code !== 0) throw new UserError(`cannot create ${folder.guest} in machine '${h.machine.name}': ${prep.stderr ?? ''}`);
+  const args = [
+    '-rlptz',
+    '--delete',
+    `--exclude=/${STATE_DIR}/`,
+    ...folder.exclude.map((e) => `--exclude=${e}`),
+    ...folder.args,
+    '-e',
+    rsyncRemoteShell(configFile),
+    `${source.replace(/\/?$/, '/')}`,
+    `${h.machine.name}:${folder.guest.replace(/\/?$/, '/')}`,
+  ];
+  await new Promise<void>((resolvePromise, reject) => {
+    const child = spawn('rsync', args, { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'ENOENT' ? new UserError('rsync is not installed on this host', { hint: 'sudo apt-get install rsync' }) : err),
+    );
+    child.on('close', (code) => {
+      if (code === 0) resolvePromise();
+      else if (/command not found|rsync: not found|No such file/.test(stderr) && code === 12)
+        reject(new UserError(`rsync is missing in machine '${h.machine.name}'`, { hint: 'Install rsync in the box, or use another synced folder type.' }));
+      else reject(new UserError(`rsync of ${folder.host} to ${h.machine.name}:${folder.guest} failed (exit ${String(code)}): ${stderr.trim()}`));
+    });
+  });
+}
+
+function provisionerLabel(p: Provisioner, i: number): string {
+  return p.name ?? `${p.type} #${i + 1}`;
+}
+
+async function runShell(h: MachineHandle, session: SshSession, p: ShellProvisioner, label: string, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+  let script = p.inline;
+  if (p.path !== undefined) {
+    const local = isAbsolute(p.path) ? p.path : resolve(h.project.dir, p.path);
+    script = await import('node:fs/promises').then((fs) => fs.readFile(local, 'utf8'));
+  }
+  const remote = `/tmp/vmenv-provision-${process.pid}-${Date.now().toString(36)}.sh`;
+  const env = Object.entries(p.env).map(([k, v]) => `export ${k}=${shQuote(v)}`).join('\n');
+  const upload = await session.exec(`cat > ${remote} && chmod 0755 ${remote}`, { stdin: `${script ?? ''}\n` });
+  if (upload.code !== 0) throw new UserError(`could not copy provisioner '${label}' into machine '${h.machine.name}'`);
+  const command = `${env ? `${env}\n` : ''}${p.privileged ? 'sudo -n -E ' : ''}${remote} ${p.args.map(shQuote).join(' ')}; s=$?; rm -f ${remote}; exit $s`;
+  const stdout = prefixer(`${h.machine.name}: `, out);
+  const stderr = prefixer(`${h.machine.name}: `, out);
+  const r = await session.exec(command, { onStdout: (c) => stdout.write(c), onStderr: (c) => stderr.write(c), ...(signal ? { signal } : {}) });
+  stdout.end();
+  stderr.end();
+  if (r.code !== 0) {
+    throw new UserError(`provisioner '${label}' failed in machine '${h.machine.name}' with exit code ${String(r.code ?? r.signal)}`, {
+      hint: 'Its output is above. Fix it, then run `vmenv provision`.',
+      exitCode: ExitCode.user,
+    });
+  }
+}
+
+/** Which provisioners this run executes, by vmenv's rules (first up, --provision, run: once|always|never, --provision-with). */
+export function provisionersToRun(all: readonly Provisioner[], alreadyProvisioned: boolean, options: Pick<ProvisionOptions, 'provision' | 'only'>): Provisioner[] {
+  if (options.provision === false) return [];
+  const only = options.only ?? [];
+  return all.filter((p, i) => {
+    if (only.length > 0) return only.includes(provisionerLabel(p, i)) || only.includes(p.name ?? '') || only.includes(p.type);
+    if (p.run === 'never') return false;
+    if (p.run === 'always') return true;
+    return !alreadyProvisioned || options.provision === true;
+  });
+}
+
+/** Runs the chosen provisioners over an open session, in order; the first failure stops them. */
+export async function runProvisioners(h: MachineHandle, session: SshSession, list: readonly Provisioner[], options: ProvisionOptions = {}): Promise<void> {
+  const out = options.out ?? process.stdout;
+  for (const [i, p] of list.entries()) {
+    const label = provisionerLabel(p, h.machine.provision.indexOf(p) >= 0 ? h.machine.provision.indexOf(p) : i);
+    out.write(`${h.machine.name}: running provisioner '${label}' (${p.type})\n`);
+    if (p.type === 'shell') await runShell(h, session, p, label, out, options.signal);
+    else if (p.type === 'file') {
+      const source = isAbsolute(p.source) ? p.source : resolve(h.project.dir, p.source);
+      await session.upload(source, p.destination);
+    } else throw new NotImplementedError('provision (ansible)', Issue.syncAndProvision);
+  }
+}
+
+/** After `up`: rsync the synced folders, then run the provisioners that are due. */
+export async function syncAndProvision(h: MachineHandle, ctx: UpContext, options: ProvisionOptions = {}): Promise<void> {
+  const session = ctx.session ?? (await sshToMachine(h, options.signal));
+  try {
+    const rsyncFolders = h.machine.synced_folders.filter((f) => f.type === 'rsync' && !f.disabled);
+    if (rsyncFolders.length > 0) {
+      const { path } = await writeMachineSshConfig(h);
+      for (const f of rsyncFolders) await rsyncFolder(h, session, f, path, options.signal);
+    }
+    const record = await h.state.read(h.machine.name);
+    const list = provisionersToRun(h.machine.provision, record?.provisioned ?? false, options);
+    await runProvisioners(h, session, list, options);
+    if (list.length > 0 || !record?.provisioned) {
+      await h.state.update(h.machine.name, (r) => {
+        r.provisioned = true;
+      });
+    }
+  } finally {
+    if (!ctx.session) await session.close();
+  }
+}

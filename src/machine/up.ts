@@ -1,0 +1,372 @@
+import { createServer } from 'node:net';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findBox, recordUpload, toUploadBox, uploadLock, vmenvHome, type StoredBox } from '../box/store.js';
+import { ensureBoxVolumes } from '../box/upload.js';
+import type { MachineConfig, ProjectConfig } from '../config/types.js';
+import { detectVirtualization } from '../host/virtualization.js';
+import type { LibvirtClient } from '../libvirt/client.js';
+import { DomainState, DomainUndefineFlags } from '../libvirt/constants.js';
+import { isNotFound } from '../libvirt/errors.js';
+import { formatUuid, type DomainRef, type NetworkRef, type StoragePoolRef, type StorageVolRef } from '../libvirt/protocol/types.js';
+import { domainXml, networkXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
+import { discoverIp } from '../net/ip-discovery.js';
+import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, parseCidr, pickFreeSubnet } from '../net/subnet.js';
+import { registerMachine } from '../project/machine-index.js';
+import { machineResourceName, machineVolumeNames } from '../project/names.js';
+import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
+import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../ssh/index.js';
+import { UserError } from '../ui/errors.js';
+import { machineDomainSpec, machineMac, type ManagementNic } from './domain-plan.js';
+import type { Step } from './pipeline.js';
+import { renderSeed, writeSeedIso } from './seed.js';
+
+/** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
+export const DEFAULT_NETWORK = 'vmenv';
+
+/** What `up` of one machine works with, filled in step by step. */
+export interface UpContext {
+  project: ProjectConfig;
+  machine: MachineConfig;
+  state: ProjectState;
+  client: LibvirtClient;
+  /** Reach guests from inside this network namespace (`ip netns exec`), e.g. a sandboxed libvirtd's. */
+  guestNetns: string | undefined;
+  resourceName: string;
+  record: MachineState;
+  box?: StoredBox;
+  pool?: StoragePoolRef;
+  baseVolume?: StorageVolRef;
+  nic?: ManagementNic;
+  network?: NetworkRef;
+  domain?: DomainRef;
+  ip?: string;
+  sshPort?: number;
+  session?: SshSession;
+}
+
+const GiB = 1024 ** 3;
+
+/** Where the guest's serial console is written on a local libvirt host, for error reports. */
+export function serialLogPath(uri: string, name: string): string | undefined {
+  if (uri.includes('+') && !uri.startsWith('qemu+unix')) return undefined; // a remote host's file is not ours to read
+  if (uri.includes('/session')) return join(process.env.HOME ?? '/root', '.cache', 'libvirt', 'qemu', 'log', `${name}-serial.log`);
+  return `/var/log/libvirt/qemu/${name}-serial.log`;
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function save(ctx: UpContext, change: (r: MachineState) => void): Promise<void> {
+  change(ctx.record);
+  await ctx.state.write(ctx.record);
+}
+
+async function deleteVolume(client: LibvirtClient, pool: string, name: string): Promise<void> {
+  try {
+    const p = await client.storagePoolLookupByName(pool);
+    await client.storageVolDelete(await client.storageVolLookupByName(p, name));
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+/** The steps that create and start a machine that does not exist yet. */
+export function createMachineSteps(): Step<UpContext>[] {
+  return [
+    {
+      title: 'Find the box',
+      async run(ctx, _signal, report) {
+        const ref = ctx.machine.box;
+        ctx.box = await findBox(ref.name, ref.version);
+        report.title(`Box ${ctx.box.name} ${ctx.box.version}`);
+        await save(ctx, (r) => {
+          r.box = { name: ctx.box!.name, version: ctx.box!.version };
+        });
+      },
+    },
+    {
+      title: 'Storage pool',
+      async run(ctx, _signal, report) {
+        const name = ctx.machine.pool;
+        try {
+          ctx.pool = await ctx.client.storagePoolLookupByName(name);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          // No such pool: make one in vmenv's data directory, as a user of Vagrant expects `default` to exist.
+          const path = join(vmenvHome(), 'pools', name);
+          ctx.pool = await ctx.client.storagePoolDefineXml(poolXml({ name, path }));
+          await ctx.client.storagePoolBuild(ctx.pool);
+          await ctx.client.storagePoolSetAutostart(ctx.pool, true);
+          report.status(`created pool ${name} at ${path}`);
+        }
+        if (!(await ctx.client.storagePoolIsActive(ctx.pool))) await ctx.client.storagePoolCreate(ctx.pool);
+      },
+    },
+    {
+      title: 'Upload the box into the pool',
+      async run(ctx, signal, report) {
+        const box = ctx.box!;
+        const [base] = await ensureBoxVolumes(ctx.client, ctx.machine.pool, toUploadBox(box), {
+          signal,
+          withLock: uploadLock({ signal }),
+          onUploaded: (rec) => recordUpload(box, rec),
+          onProgress: (_d, sent, total) => report.status(`${Math.floor((sent / total) * 100)} % of ${(total / 2 ** 20).toFixed(0)} MiB`),
+        });
+        ctx.baseVolume = base;
+      },
+    },
+    {
+      title: 'Create the machine disk',
+      async run(ctx) {
+        const names = machineVolumeNames(ctx.resourceName);
+        const base = ctx.baseVolume!;
+        const info = await ctx.client.storageVolGetInfo(base);
+        const wanted = ctx.machine.disk_size === undefined ? info.capacity : BigInt(ctx.machine.disk_size);
+        if (wanted < info.capacity) {
+          throw new UserError(`disk_size ${Number(wanted) / GiB} GiB is smaller than the box's disk (${Number(info.capacity) / GiB} GiB)`, {
+            hint: 'A machine disk cannot be smaller than its box: raise disk_size or remove it.',
+          });
+        }
+        const root = await ctx.client.storageVolCreateXml(
+          ctx.pool!,
+          volumeXml({ name: names.root, capacityBytes: wanted, backingStore: { path: await ctx.client.storageVolGetPath(base), format: 'qcow2' } }),
+        );
+        await save(ctx, (r) => r.volumes.push({ pool: ctx.machine.pool, name: root.name, role: 'root' }));
+        for (const [i, d] of ctx.machine.disks.entries()) {
+          const v = await ctx.client.storageVolCreateXml(ctx.pool!, volumeXml({ name: names.disk(i), capacityBytes: d.size, format: d.format }));
+          await save(ctx, (r) => r.volumes.push({ pool: ctx.machine.pool, name: v.name, role: 'disk' }));
+        }
+      },
+      async rollback(ctx) {
+        for (const v of ctx.record.volumes.filter((x) => x.role !== 'seed')) await deleteVolume(ctx.client, v.pool, v.name);
+        await save(ctx, (r) => {
+          r.volumes = r.volumes.filter((x) => x.role === 'seed');
+        });
+      },
+    },
+    {
+      title: 'Write the cloud-init seed',
+      async run(ctx) {
+        const key = await ensureMachineKey(join(ctx.state.machineDir(ctx.machine.name), 'id_ed25519'), `vmenv ${ctx.resourceName}`);
+        const dir = await mkdtemp(join(tmpdir(), 'vmenv-seed-'));
+        try {
+          const iso = join(dir, 'seed.iso');
+          await writeSeedIso(
+            iso,
+            renderSeed({
+              instanceId: `${ctx.resourceName}-${Date.now().toString(36)}`,
+              hostname: ctx.machine.hostname,
+              sshAuthorizedKeys: [key.publicKey],
+            }),
+          );
+          const name = machineVolumeNames(ctx.resourceName).seed;
+          const vol = await ctx.client.storageVolCreateXml(ctx.pool!, volumeXml({ name, capacityBytes: (await stat(iso)).size, format: 'raw' }));
+          await save(ctx, (r) => r.volumes.push({ pool: ctx.machine.pool, name, role: 'seed' }));
+          await ctx.client.storageVolUploadFile(vol, iso);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+      async rollback(ctx) {
+        for (const v of ctx.record.volumes.filter((x) => x.role === 'seed')) await deleteVolume(ctx.client, v.pool, v.name);
+        await save(ctx, (r) => {
+          r.volumes = r.volumes.filter((x) => x.role !== 'seed');
+        });
+      },
+    },
+    {
+      title: 'Management network',
+      async run(ctx, _signal, report) {
+        const mode = ctx.machine.network.mode ?? (ctx.client.uri.includes('/session') ? 'user' : 'nat');
+        const mac = machineMac(ctx.resourceName);
+        if (mode === 'user') {
+          ctx.sshPort = await freeLoopbackPort();
+          ctx.nic = { mode: 'user', mac, sshHostPort: ctx.sshPort };
+          await save(ctx, (r) => {
+            r.nic = { mode: 'user', mac, sshHostPort: ctx.sshPort! };
+          });
+          report.title(`User-mode network, SSH on 127.0.0.1:${ctx.sshPort}`);
+          return;
+        }
+        const name = ctx.machine.network.name ?? DEFAULT_NETWORK;
+        ctx.nic = { mode: 'nat', network: name, mac };
+        await save(ctx, (r) => {
+          r.nic = { mode: 'nat', network: name, mac };
+        });
+        try {
+          ctx.network = await ctx.client.networkLookupByName(name);
+          if (!(await ctx.client.networkIsActive(ctx.network))) await ctx.client.networkCreate(ctx.network);
+          report.title(`Network ${name}`);
+          return;
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        const used = [...(await hostRoutesAndAddresses(ctx.guestNetns ? { netns: ctx.guestNetns } : {})).used];
+        for (const n of await ctx.client.connectListAllNetworks()) used.push(...networkXmlSubnets(await ctx.client.networkGetXmlDesc(n)));
+        const configured = ctx.machine.network.subnet;
+        const subnet = configured !== undefined ? parseCidr(configured) : pickFreeSubnet(used);
+        if (subnet === undefined) throw new UserError('no free private subnet left for the management network', { hint: "Set one with 'network: { subnet: … }'." });
+        const a = networkAddresses(subnet);
+        ctx.network = await ctx.client.networkDefineXml(
+          networkXml({ name, forward: { mode: 'nat' }, ipv4: { address: a.gateway, prefix: a.prefix, dhcp: { range: { start: a.dhcpStart, end: a.dhcpEnd } } } }),
+        );
+        await save(ctx, (r) => r.networks.push({ name, created: true }));
+        await ctx.client.networkSetAutostart(ctx.network, true);
+        await ctx.client.networkCreate(ctx.network);
+        report.title(`Network ${name} (${a.gateway}/${a.prefix}, created)`);
+      },
+      async rollback(ctx) {
+        for (const n of ctx.record.networks.filter((x) => x.created)) {
+          const net = await ctx.client.networkLookupByName(n.name).catch(() => undefined);
+          if (!net) continue;
+          await ctx.client.networkDestroy(net).catch(() => undefined);
+          await ctx.client.networkUndefine(net);
+        }
+        await save(ctx, (r) => {
+          r.networks = [];
+        });
+      },
+    },
+    {
+      title: 'Define and start the domain',
+      async run(ctx) {
+        const virt = await detectVirtualization();
+        const type = ctx.machine.driver === 'auto' ? virt.domainType : ctx.machine.driver;
+        const names = machineVolumeNames(ctx.resourceName);
+        const log = serialLogPath(ctx.client.uri, ctx.resourceName);
+        const spec = machineDomainSpec({
+          name: ctx.resourceName,
+          type,
+          projectDir: ctx.project.dir,
+          machine: ctx.machine,
+          volumes: { pool: ctx.machine.pool, root: names.root, seed: names.seed, extra: ctx.machine.disks.map((_, i) => names.disk(i)) },
+          nic: ctx.nic!,
+          ...(log ? { serialLog: log } : {}),
+        });
+        ctx.domain = await ctx.client.domainDefineXml(domainXml(spec));
+        await save(ctx, (r) => {
+          r.domain = { name: ctx.domain!.name, uuid: formatUuid(ctx.domain!.uuid) };
+        });
+        if (ctx.machine.autostart) await ctx.client.domainSetAutostart(ctx.domain, true);
+        await ctx.client.domainCreate(ctx.domain);
+      },
+      async rollback(ctx) {
+        if (!ctx.domain) return;
+        await ctx.client.domainDestroy(ctx.domain).catch(() => undefined);
+        await ctx.client.domainUndefine(ctx.domain, DomainUndefineFlags.nvram | DomainUndefineFlags.snapshotsMetadata | DomainUndefineFlags.managedSave);
+        await save(ctx, (r) => {
+          delete r.domain;
+        });
+      },
+    },
+    ...reachSteps(),
+  ];
+}
+
+/** Finding the IP and waiting for SSH: shared by a new machine and one started again. */
+export function reachSteps(): Step<UpContext>[] {
+  return [
+    {
+      title: 'Wait for an IP address',
+      async run(ctx, signal, report) {
+        if (ctx.nic?.mode === 'user') {
+          ctx.ip = '127.0.0.1';
+          await save(ctx, (r) => {
+            r.ip = '127.0.0.1';
+          });
+          report.title(`Address 127.0.0.1:${ctx.sshPort} (forwarded)`);
+          return;
+        }
+        const found = await discoverIp({
+          client: ctx.client,
+          domain: ctx.domain!,
+          mac: ctx.nic!.mac,
+          ...(ctx.network ? { network: ctx.network } : {}),
+          timeoutMs: ctx.machine.boot.timeout * 1000,
+          signal,
+          what: `an IP address for machine '${ctx.machine.name}'`,
+          onAttempt: (a) => report.status(`round ${a.round}`),
+        });
+        ctx.ip = found.ip;
+        await save(ctx, (r) => {
+          r.ip = found.ip;
+        });
+        report.title(`Address ${found.ip} (from the ${found.label})`);
+      },
+    },
+    {
+      title: 'Wait for SSH',
+      async run(ctx, signal, report) {
+        const keyPath = join(ctx.state.machineDir(ctx.machine.name), 'id_ed25519');
+        const key = await ensureMachineKey(keyPath);
+        const { session, elapsedMs } = await waitForSsh({
+          host: ctx.ip!,
+          port: ctx.nic?.mode === 'user' ? ctx.sshPort! : ctx.machine.ssh.port,
+          username: ctx.machine.ssh.username,
+          privateKey: key.privateKey,
+          hostKey: fileHostKeyStore(join(ctx.state.machineDir(ctx.machine.name), 'host-key.json')),
+          ...(ctx.guestNetns && ctx.nic?.mode !== 'user' ? { proxyCommand: netnsProxyCommand(ctx.guestNetns) } : {}),
+          timeoutMs: ctx.machine.boot.timeout * 1000,
+          signal,
+          label: `machine '${ctx.machine.name}'`,
+          onAttempt: (a) => report.status(`attempt ${a.attempt}: ${a.outcome}`),
+        });
+        ctx.session = session;
+        report.title(`SSH ready (${(elapsedMs / 1000).toFixed(1)} s)`);
+      },
+    },
+    {
+      title: 'Record the machine',
+      async run(ctx) {
+        await registerMachine({
+          id: ctx.record.domain!.uuid,
+          project: ctx.project.dir,
+          machine: ctx.machine.name,
+          box: ctx.record.box ?? { name: ctx.machine.box.name, version: '' },
+          uri: ctx.client.uri,
+          domain: ctx.record.domain!.name,
+          state: 'running',
+        });
+      },
+    },
+  ];
+}
+
+/** The machine's record for a first `up`, or its existing one. */
+export async function machineRecord(state: ProjectState, machine: MachineConfig, uri: string, projectDir: string): Promise<{ record: MachineState; isNew: boolean }> {
+  const existing = await state.read(machine.name);
+  if (existing) return { record: existing, isNew: false };
+  return {
+    record: newMachineState({
+      machine: machine.name,
+      uri,
+      pool: machine.pool,
+      ssh: { username: machine.ssh.username, privateKeyPath: join(state.machineDir(machine.name), 'id_ed25519') },
+    }),
+    isNew: true,
+  };
+}
+
+/** The machine's domain as libvirt has it now, or undefined when it is gone. */
+export async function currentDomain(client: LibvirtClient, record: MachineState): Promise<{ domain: DomainRef; state: number } | undefined> {
+  if (!record.domain) return undefined;
+  try {
+    const domain = await client.domainLookupByName(record.domain.name);
+    return { domain, state: (await client.domainGetState(domain)).state };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export { DomainState, machineResourceName };
