@@ -66,8 +66,7 @@ in_root visudo -cq
 # the seed handler, root growth, SSH host keys at first boot, the guest agent.
 say "services"
 in_root systemctl enable systemd-networkd.service systemd-resolved.service \
-	vmenv-nocloud.service vmenv-growroot.service vmenv-ssh-hostkeys.service \
-	vmenv-ssh-hostkey-rsa.service >/dev/null 2>&1
+	vmenv-nocloud.service vmenv-growroot.service vmenv-ssh-hostkeys.service >/dev/null 2>&1
 # A box is provisioned right after it boots: apt must not hold its lock in the background.
 in_root systemctl disable apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
 in_root systemctl mask systemd-networkd-wait-online.service e2scrub_reap.service >/dev/null 2>&1 || true

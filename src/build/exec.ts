@@ -130,6 +130,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   mmdebstrap: 'mmdebstrap',
   'mkfs.ext4': 'e2fsprogs',
   e2fsck: 'e2fsprogs',
+  resize2fs: 'e2fsprogs',
   sfdisk: 'fdisk',
   extlinux: 'extlinux',
   'qemu-img': 'qemu-utils',

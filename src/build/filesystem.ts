@@ -1,12 +1,15 @@
 /**
  * Step 3: the root filesystem image. `mkfs.ext4 -d <rootfs>` fills a new ext4 image
- * from the directory without mounting anything. The image is sized to its content plus
- * slack (the box's disk is bigger: the guest grows the filesystem to its partition at
- * first boot), labelled `root`, with a UUID fixed by the build so that extlinux.conf and
- * /etc/fstab can name it.
+ * from the directory without mounting anything. The image is made at the size of its
+ * content plus slack, labelled `root`, with a UUID fixed by the build so that
+ * extlinux.conf and /etc/fstab can name it; once the disk layout is known it is grown
+ * offline (resize2fs on the image file, a fraction of a second) to fill its partition,
+ * so that a machine whose disk is the box's size has nothing to grow at first boot.
+ * A machine with a larger disk grows partition and filesystem at boot (the recipe's job:
+ * debian-12's vmenv-growroot).
  */
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './exec.js';
 import { alignUp, formatSize, MiB } from './size.js';
@@ -91,6 +94,15 @@ export function renderFstab(uuid: string, fsType = 'ext4'): string {
 
 export async function writeFstab(rootfs: string, uuid: string): Promise<void> {
   await writeFile(join(rootfs, 'etc', 'fstab'), renderFstab(uuid));
+}
+
+/** Grows the filesystem image (a file) to fill `bytes`: truncate, then resize2fs offline. */
+export async function growExt4Image(image: string, bytes: number, signal?: AbortSignal): Promise<void> {
+  await truncate(image, bytes);
+  const opts = { what: 'growing the filesystem to its partition', ...(signal ? { signal } : {}) };
+  // resize2fs wants a freshly checked filesystem; -f skips nothing else.
+  await run('e2fsck', ['-f', '-y', image], opts);
+  await run('resize2fs', ['-f', image], opts);
 }
 
 export interface MadeFilesystem extends Ext4Plan {

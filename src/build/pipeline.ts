@@ -3,7 +3,8 @@
  *
  *   1. packages    mmdebstrap (root mode) into <work>/rootfs           rootfs.ts
  *   2. customize   the recipe's hook, run by mmdebstrap                rootfs.ts
- *   3. filesystem  fstab, extlinux.conf, mkfs.ext4 -d → root.ext4      filesystem.ts
+ *   3. filesystem  fstab, extlinux.conf, mkfs.ext4 -d → root.ext4,     filesystem.ts
+ *                  grown offline to fill the partition
  *   4. bootloader  extlinux --install (loop mount of root.ext4)        extlinux.ts
  *   5. disk        sfdisk + mbr.bin + dd → disk.raw → qcow2           partition.ts, disk.ts
  *   6. outputs     .box (writeBoxArchive), qcow2/raw/tar, checksums    outputs.ts
@@ -19,7 +20,7 @@ import type { BoxMetadata } from '../box/metadata.js';
 import { UserError } from '../ui/errors.js';
 import { assembleRawDisk, convertToQcow2, type Qcow2Compression } from './disk.js';
 import { checkBootFiles, findMbrBin, installExtlinux, writeExtlinuxConf } from './extlinux.js';
-import { makeExt4Image, newFsUuid, writeFstab, type MadeFilesystem } from './filesystem.js';
+import { growExt4Image, makeExt4Image, newFsUuid, writeFstab, type MadeFilesystem } from './filesystem.js';
 import { moveFile, tempBeside, writeChecksumFile, writeRootfsTar, type ChecksumAlgorithm, type OutputPaths } from './outputs.js';
 import { diskIdFromUuid, LayoutError, planDisk, type DiskLayout } from './partition.js';
 import { buildPath } from './preflight.js';
@@ -156,7 +157,6 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
         onStatus: (text) => (task.output = text),
         ...signalOpt(signal),
       });
-      task.title = `Make the root filesystem (${recipe.filesystem}, ${formatSize(c.fs.sizeBytes)}, UUID ${c.uuid})`;
       try {
         c.layout = planDisk(recipe.diskBytes, c.fs.sizeBytes, diskIdFromUuid(c.uuid));
       } catch (err) {
@@ -167,6 +167,9 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
         }
         throw err;
       }
+      task.output = `growing it to its ${formatSize(c.layout.partitionBytes)} partition (resize2fs)`;
+      await growExt4Image(c.work.fsImage, c.layout.partitionBytes, signal);
+      task.title = `Make the root filesystem (${recipe.filesystem}, ${formatSize(c.fs.contentBytes)} of files, ${formatSize(c.layout.partitionBytes)}, UUID ${c.uuid})`;
     }),
     timed('Install the bootloader (extlinux, SeaBIOS → MBR → extlinux → kernel)', async (c) => {
       await installExtlinux(c.work.fsImage, c.work.mnt, signal);

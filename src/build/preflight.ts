@@ -24,7 +24,7 @@ export function isRoot(): boolean {
 
 /** The tools a build runs. Pure. */
 export function requiredTools(formats: readonly OutputFormat[]): string[] {
-  const tools = ['mmdebstrap', 'mkfs.ext4', 'sfdisk', 'extlinux', 'qemu-img', 'mount', 'umount', 'du', 'dd'];
+  const tools = ['mmdebstrap', 'mkfs.ext4', 'e2fsck', 'resize2fs', 'sfdisk', 'extlinux', 'qemu-img', 'mount', 'umount', 'du', 'dd'];
   if (formats.includes('tar')) tools.push('tar');
   return tools;
 }
