@@ -1,18 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, join, basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /**
- * Writes a file so that readers see the old content or the new, never a mix: write a
- * temporary file beside it, flush it to disk, rename it over the target.
+ * Writes `data` to `path` so that readers see the old file or the whole new one, never a
+ * part: a temporary sibling is created with `mode` (O_EXCL), written, fsynced and
+ * renamed over `path`, and the rename is made durable. A key is never readable by
+ * others, not even for a moment.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', mode);
   try {
-    const fh = await open(tmp, 'wx', mode);
     try {
       await fh.writeFile(data);
+      // The umask may have taken bits away; set exactly what was asked.
+      await fh.chmod(mode);
       await fh.sync();
     } finally {
       await fh.close();
@@ -21,5 +26,15 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
+  }
+  try {
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename still happened.
   }
 }

@@ -10,11 +10,12 @@
  * public key (about one key in 200), giving a key no parser accepts.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { keyFingerprint } from '../libvirt/transport/ssh.js';
+import { writeFileAtomic } from '../project/atomic.js';
 import { SshError } from './errors.js';
 
 const { utils } = ssh2;
@@ -123,41 +124,7 @@ export function publicKeyLineOf(privateKey: string | Buffer, comment?: string): 
   return `${key.type} ${key.getPublicSSH().toString('base64')}${c ? ` ${c}` : ''}`;
 }
 
-/**
- * Write `data` to `path` atomically with `mode`: a temporary sibling is created with
- * that mode (O_EXCL), written, fsynced and renamed over `path`. A reader sees the old
- * file or the whole new one, never a part, and the key is never readable by others.
- */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode: number): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    try {
-      await fh.writeFile(data);
-      // The umask may have taken bits away; set exactly what was asked.
-      await fh.chmod(mode);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  // Make the rename itself durable.
-  try {
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename still happened.
-  }
-}
+export { writeFileAtomic };
 
 /**
  * Write a key pair: the private key at `path` (0600) and the public line at
