@@ -3,6 +3,7 @@
 #   bench/startup.sh  — `vmenv --version` / `--help` vs bare `node -e 0` (target < 250 ms)
 #   bench/libvirt.mjs — 1 GiB qcow2 upload vs `virsh vol-upload` (target <= 1.10x);
 #                       1000 sequential lookups vs virsh (target >= 2000 calls/s)
+#   bench/ssh.mjs     — SSH connect + `true` + close vs OpenSSH `ssh … true` (target <= 1.3x)
 # Needs root for the test harness's libvirtd (test/host/setup.sh), like the tests.
 #   bash bench/run.sh            (or: npm run bench)
 set -euo pipefail
@@ -17,4 +18,5 @@ bash test/host/setup.sh >/dev/null
 status=0
 bash bench/startup.sh || status=1
 node bench/libvirt.mjs || status=1
+node bench/ssh.mjs || status=1
 exit "$status"
