@@ -11,16 +11,15 @@
  *   5. ACPI power button (system_powerdown on the monitor): QEMU exits within 60 s.
  *
  * Cache: building takes minutes, so a built box is kept as
- * /var/cache/vmenv/boxes/debian-12-<hash>.box, where <hash> covers the recipe hash
- * (boxes/debian-12 and boxes/common) and the builder's sources (src/build, src/box/format.ts,
- * src/box/metadata.ts); any change to those builds afresh. VMENV_TEST_REBUILD=1 always
- * builds. The first build of a run is what the build test measures.
+ * /var/cache/vmenv/boxes/debian-12-<key>.box (src/build/cache.ts), where <key> covers the
+ * recipe hash (boxes/debian-12 and boxes/common) and the builder's sources (src/build,
+ * src/box/format.ts, src/box/metadata.ts); any change to those builds afresh.
+ * VMENV_TEST_REBUILD=1 always builds. scripts/box-cache.sh shares the cache.
  *
  * Network: only loopback (the forwarded SSH port) and, while building, Debian's mirror
  * through apt.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, createConnection } from 'node:net';
@@ -29,13 +28,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashRecipe } from '../../src/build/recipe-hash.js';
+import { BOX_CACHE_DIR, boxCacheKey, cachedBoxName } from '../../src/build/cache.js';
 
 const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'bin', 'run.js');
 const RECIPE = 'debian-12';
-const BOX_CACHE = '/var/cache/vmenv/boxes';
+const BOX_CACHE = BOX_CACHE_DIR;
 const GiB = 1024 ** 3;
 
 const SSH_READY_LIMIT_S = 90;
@@ -55,22 +54,6 @@ const hostname = `vmenv-e2e-${process.pid}`;
 async function sh(cmd: string, args: string[], timeoutMs = 60_000): Promise<string> {
   const { stdout } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
   return stdout;
-}
-
-/** Files whose change calls for a fresh build, besides the recipe. */
-async function builderFiles(): Promise<string[]> {
-  const dir = join(root, 'src', 'build');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f));
-  return [...files, join(root, 'src', 'box', 'format.ts'), join(root, 'src', 'box', 'metadata.ts')].sort();
-}
-
-async function cacheKey(): Promise<string> {
-  const hash = createHash('sha256').update(recipeHash);
-  for (const f of await builderFiles()) {
-    hash.update(`\0${f.slice(root.length)}\0`);
-    hash.update(await readFile(f));
-  }
-  return hash.digest('hex').slice(0, 16);
 }
 
 function freePort(): Promise<number> {
@@ -140,8 +123,9 @@ beforeAll(async () => {
     await sh('npm', ['run', 'build'], 300_000);
   }
   work = await mkdtemp(join(tmpdir(), 'vmenv-e2e-box-build-'));
-  recipeHash = await hashRecipe(join(root, 'boxes', RECIPE), join(root, 'boxes', 'common'));
-  const cached = join(BOX_CACHE, `${RECIPE}-${await cacheKey()}.box`);
+  const { key, recipeHash: hash } = await boxCacheKey(join(root, 'boxes', RECIPE), join(root, 'boxes', 'common'), root);
+  recipeHash = hash;
+  const cached = join(BOX_CACHE, cachedBoxName(RECIPE, key));
   if (process.env['VMENV_TEST_REBUILD'] !== '1' && existsSync(cached)) {
     boxPath = cached;
     boxFromCache = true;

@@ -112,6 +112,7 @@ describe('cache and summary', () => {
     expect(defaultAptCacheDir({ VMENV_HOME: '/home/u/.vmenv' })).toBe('/home/u/.vmenv/cache/apt');
     expect(defaultAptCacheDir({})).toBe('/var/cache/vmenv/apt');
     expect(cachedBoxName('debian-12', 'sha256:0123456789abcdef0123')).toBe('debian-12-0123456789abcdef.box');
+    expect(cachedBoxName('tiny', '0123456789abcdef')).toBe('tiny-0123456789abcdef.box');
   });
   it('versions builds by time', () => {
     expect(versionFromDate(new Date('2024-01-05T03:04:05.678Z'))).toBe('20240105.030405');
