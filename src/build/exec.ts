@@ -21,6 +21,14 @@ export interface RunOptions {
   killGraceMs?: number;
   /** Lines of output kept for the error message. */
   tailLines?: number;
+  /** How the command is named in error messages (default: the full command line). */
+  display?: string;
+  /** Lines that explain a failure (e.g. apt's `E:` lines): kept apart and shown first. */
+  isErrorLine?: (line: string) => boolean;
+  /** Lines left out of the error message's last output. */
+  isNoise?: (line: string) => boolean;
+  /** A hint for the user from the output of a failed run. */
+  hintFor?: (output: string[]) => string | undefined;
 }
 
 export interface RunResult {
@@ -34,10 +42,22 @@ export class ToolError extends UserError {
   readonly exitStatus: number | null;
   readonly tail: string[];
 
-  constructor(command: string, exitStatus: number | null, signalName: string | null, tail: string[], what?: string) {
+  constructor(
+    command: string,
+    exitStatus: number | null,
+    signalName: string | null,
+    tail: string[],
+    what?: string,
+    extra: { errors?: string[]; hint?: string } = {},
+  ) {
     const how = exitStatus !== null ? `exited with status ${exitStatus}` : `was killed by ${signalName ?? 'a signal'}`;
     const lead = what === undefined ? `'${command}' ${how}.` : `${what[0]!.toUpperCase()}${what.slice(1)} failed: '${command}' ${how}.`;
-    super(tail.length > 0 ? `${lead}\nLast output:\n${tail.map((l) => `  ${l}`).join('\n')}` : lead);
+    const errors = extra.errors ?? [];
+    const parts = [lead];
+    if (errors.length > 0) parts.push(`Errors:\n${errors.map((l) => `  ${l}`).join('\n')}`);
+    const rest = tail.filter((l) => !errors.includes(l));
+    if (rest.length > 0) parts.push(`Last output:\n${rest.map((l) => `  ${l}`).join('\n')}`);
+    super(parts.join('\n'), extra.hint === undefined ? {} : { hint: extra.hint });
     this.name = 'ToolError';
     this.command = command;
     this.exitStatus = exitStatus;
@@ -51,7 +71,7 @@ const MAX_CAPTURE = 4 * 1024 * 1024;
 export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const { signal } = options;
   if (signal?.aborted === true) return Promise.reject(signal.reason);
-  const shown = [command, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
+  const shown = options.display ?? [command, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
   return new Promise<RunResult>((resolvePromise, rejectPromise) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
@@ -61,6 +81,8 @@ export function run(command: string, args: readonly string[], options: RunOption
     });
     const tailMax = options.tailLines ?? 25;
     const tail: string[] = [];
+    const errorLines: string[] = [];
+    const allForHint: string[] = [];
     const captured = { stdout: '', stderr: '' };
     const partial = { stdout: '', stderr: '' };
     let killTimer: NodeJS.Timeout | undefined;
@@ -83,8 +105,15 @@ export function run(command: string, args: readonly string[], options: RunOption
     };
     const emit = (line: string, stream: 'stdout' | 'stderr'): void => {
       if (line.trim() === '') return;
-      tail.push(line);
-      if (tail.length > tailMax) tail.shift();
+      if (options.isNoise?.(line) !== true) {
+        tail.push(line);
+        if (tail.length > tailMax) tail.shift();
+      }
+      if (options.isErrorLine?.(line) === true && !errorLines.includes(line)) {
+        errorLines.push(line);
+        if (errorLines.length > 10) errorLines.shift();
+      }
+      if (options.hintFor !== undefined && allForHint.length < 5000) allForHint.push(line);
       options.onLine?.(line, stream);
     };
     child.stdout!.on('data', (c: Buffer) => feed('stdout', c));
@@ -107,7 +136,8 @@ export function run(command: string, args: readonly string[], options: RunOption
       for (const stream of ['stdout', 'stderr'] as const) if (partial[stream] !== '') emit(partial[stream], stream);
       if (aborted && signal !== undefined) return rejectPromise(signal.reason);
       if (code === 0) return resolvePromise(captured);
-      rejectPromise(new ToolError(shown, code, sig, tail, options.what));
+      const hint = options.hintFor?.(allForHint);
+      rejectPromise(new ToolError(shown, code, sig, tail, options.what, { errors: errorLines, ...(hint === undefined ? {} : { hint }) }));
     });
   });
 }

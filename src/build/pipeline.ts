@@ -25,7 +25,7 @@ import { moveFile, tempBeside, writeChecksumFile, writeRootfsTar, type ChecksumA
 import { diskIdFromUuid, LayoutError, planDisk, type DiskLayout } from './partition.js';
 import { buildPath } from './preflight.js';
 import type { Recipe } from './recipe.js';
-import { CUSTOMIZE_MARKER, mmdebstrapCommand, mmdebstrapProgress } from './rootfs.js';
+import { CUSTOMIZE_MARKER, isMmdebstrapError, isMmdebstrapNoise, mmdebstrapCommand, mmdebstrapDisplay, mmdebstrapHint, mmdebstrapProgress } from './rootfs.js';
 import { formatSize } from './size.js';
 import { run } from './exec.js';
 import { createWorkDir, removeWorkDir, type WorkDir } from './workdir.js';
@@ -125,7 +125,11 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
       c.mmdebstrap = run('mmdebstrap', cmd.args, {
         env: { ...env, ...cmd.env },
         what: hookName === undefined ? 'installing packages' : `installing packages or running ${hookName}`,
-        tailLines: 30,
+        tailLines: 20,
+        display: mmdebstrapDisplay(recipe),
+        isErrorLine: isMmdebstrapError,
+        isNoise: isMmdebstrapNoise,
+        hintFor: (output) => mmdebstrapHint(output, recipe.release),
         onLine: (line) => {
           if (line.includes(CUSTOMIZE_MARKER)) markCustomize();
           else {

@@ -31,31 +31,22 @@ export interface RootfsPlan {
   buildDir: string;
 }
 
-/** Shell run by mmdebstrap before apt: cached .debs into the chroot's archive. */
-const CACHE_LOAD = [
-  'mkdir -p "$1/var/cache/apt/archives/partial"',
-  'for f in "$VMENV_APT_CACHE"/*.deb; do',
-  '  [ -f "$f" ] || continue',
-  '  ln -f "$f" "$1/var/cache/apt/archives/" 2>/dev/null || cp -p "$f" "$1/var/cache/apt/archives/"',
-  'done',
-].join('\n');
+/** Shell run by mmdebstrap before apt: cached .debs into the chroot's archive. One line, as mmdebstrap logs it. */
+const CACHE_LOAD =
+  'mkdir -p "$1/var/cache/apt/archives/partial" && for f in "$VMENV_APT_CACHE"/*.deb; do [ -f "$f" ] || continue; ' +
+  'ln -f "$f" "$1/var/cache/apt/archives/" 2>/dev/null || cp -p "$f" "$1/var/cache/apt/archives/"; done; true';
 
-/** Shell run by mmdebstrap after the packages are in: new .debs into the cache, older versions out. */
-const CACHE_SAVE = [
-  'mkdir -p "$VMENV_APT_CACHE"',
-  'for f in "$1"/var/cache/apt/archives/*.deb; do',
-  '  [ -f "$f" ] || continue',
-  '  b=${f##*/}',
-  '  for old in "$VMENV_APT_CACHE/${b%%_*}"_*.deb; do',
-  '    [ -f "$old" ] && [ "${old##*/}" != "$b" ] && [ "${old##*_}" = "${b##*_}" ] && rm -f "$old"',
-  '  done',
-  '  [ -f "$VMENV_APT_CACHE/$b" ] && continue',
-  '  ln "$f" "$VMENV_APT_CACHE/$b" 2>/dev/null || { cp -p "$f" "$VMENV_APT_CACHE/.$b.tmp" && mv -f "$VMENV_APT_CACHE/.$b.tmp" "$VMENV_APT_CACHE/$b"; }',
-  'done',
-  // mmdebstrap keeps .debs that were in the archive before it ran (ours): drop them from the image.
-  'rm -f "$1"/var/cache/apt/archives/*.deb',
-  'true',
-].join('\n');
+/**
+ * Shell run by mmdebstrap after the packages are in: new .debs into the cache (older
+ * versions of the same package and architecture out), then none left in the image
+ * (mmdebstrap's own cleanup keeps .debs that were in the archive before it ran: ours).
+ */
+const CACHE_SAVE =
+  'mkdir -p "$VMENV_APT_CACHE" && for f in "$1"/var/cache/apt/archives/*.deb; do [ -f "$f" ] || continue; b=${f##*/}; ' +
+  'for old in "$VMENV_APT_CACHE/${b%%_*}"_*.deb; do [ -f "$old" ] && [ "${old##*/}" != "$b" ] && [ "${old##*_}" = "${b##*_}" ] && rm -f "$old"; done; ' +
+  '[ -f "$VMENV_APT_CACHE/$b" ] && continue; ' +
+  'ln "$f" "$VMENV_APT_CACHE/$b" 2>/dev/null || { cp -p "$f" "$VMENV_APT_CACHE/.$b.tmp" && mv -f "$VMENV_APT_CACHE/.$b.tmp" "$VMENV_APT_CACHE/$b"; }; done; ' +
+  'rm -f "$1"/var/cache/apt/archives/*.deb; true';
 
 /** dpkg without fsync while the rootfs is built (it is copied into an image afterwards anyway); removed before the hook. */
 const UNSAFE_IO_ON = 'mkdir -p "$1/etc/dpkg/dpkg.cfg.d" && echo force-unsafe-io > "$1/etc/dpkg/dpkg.cfg.d/00vmenv-build-unsafe-io"';
@@ -106,4 +97,38 @@ export function mmdebstrapProgress(line: string): string | undefined {
   if (/^running --(setup|customize|extract|essential)-hook/.test(text)) return undefined;
   if (/^(chroot architecture|finding correct signed-by|automatically chosen format|skipping )/.test(text)) return undefined;
   return text;
+}
+
+/** Lines of mmdebstrap's output that say nothing about a failure (the hooks' command lines). */
+export function isMmdebstrapNoise(line: string): boolean {
+  return /^I: running --[a-z]+-hook in shell: /.test(line);
+}
+
+/** mmdebstrap's own errors and apt's (`E: …`). */
+export function isMmdebstrapError(line: string): boolean {
+  return /^E: /.test(line.trim()) && !/^E: (mmdebstrap failed to run|setup failed: E: apt-get )/.test(line.trim());
+}
+
+/** What to tell the user about a failed mmdebstrap run, from its output. Pure. */
+export function mmdebstrapHint(output: readonly string[], release: string): string | undefined {
+  const text = output.join('\n');
+  const missing = [...text.matchAll(/Unable to locate package (\S+)/g)].map((m) => m[1]!);
+  if (missing.length > 0) {
+    return `Debian ${release} has no package ${[...new Set(missing)].map((p) => `'${p}'`).join(', ')}: check packages: in the recipe (https://packages.debian.org/${release}/ lists them).`;
+  }
+  if (/has no installation candidate|Unable to correct problems|unmet dependencies/i.test(text)) {
+    return 'apt could not resolve the package list: check packages: in the recipe (a package may need another variant or release).';
+  }
+  if (/(Temporary failure resolving|Could not resolve|Failed to fetch|Connection failed|Unable to connect)/.test(text)) {
+    return "The Debian mirror could not be reached: check this host's network, its apt sources, or give --mirror.";
+  }
+  if (/customize-hook|extract-hook/.test(text) && /failed/.test(text)) {
+    return "The recipe's customize hook failed: its output is above.";
+  }
+  return undefined;
+}
+
+/** A short name for the mmdebstrap command in messages. Pure. */
+export function mmdebstrapDisplay(recipe: Pick<Recipe, 'release' | 'variant' | 'packages'>): string {
+  return `mmdebstrap --variant=${recipe.variant}${recipe.packages.length > 0 ? ` --include=<${recipe.packages.length} packages>` : ''} ${recipe.release} …`;
 }

@@ -3,7 +3,7 @@
  * on success, on failure and on Ctrl-C — but only once nothing is mounted below it,
  * and never across a file-system boundary.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../ui/errors.js';
@@ -22,6 +22,8 @@ export interface WorkDir {
 
 export async function createWorkDir(name: string, base = tmpdir()): Promise<WorkDir> {
   const path = await mkdtemp(join(base, `vmenv-build-${name}-`));
+  // apt downloads as its unprivileged _apt user: it must reach the chroot's folders.
+  await chmod(path, 0o755);
   return {
     path,
     rootfs: join(path, 'rootfs'),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CUSTOMIZE_MARKER, mmdebstrapCommand, mmdebstrapProgress, type RootfsPlan } from '../../../src/build/rootfs.js';
+import { CUSTOMIZE_MARKER, isMmdebstrapError, mmdebstrapCommand, mmdebstrapDisplay, mmdebstrapHint, mmdebstrapProgress, isMmdebstrapNoise, type RootfsPlan } from '../../../src/build/rootfs.js';
 
 const plan = (over: Partial<RootfsPlan['recipe']> = {}, cache: string | null = '/var/cache/vmenv/apt'): RootfsPlan => ({
   recipe: {
@@ -69,5 +69,35 @@ describe('mmdebstrapProgress', () => {
     expect(mmdebstrapProgress("I: running --customize-hook in shell: sh -c 'echo'")).toBeUndefined();
     expect(mmdebstrapProgress('I: chroot architecture amd64 is equal to the host\'s architecture')).toBeUndefined();
     expect(mmdebstrapProgress('Setting up sudo (1.9.13p3-1+deb12u1) ...')).toBeUndefined();
+  });
+});
+
+describe('mmdebstrap failures', () => {
+  it("keeps apt's and mmdebstrap's own E: lines, not the wrap-up ones", () => {
+    expect(isMmdebstrapError('E: Unable to locate package nope')).toBe(true);
+    expect(isMmdebstrapError('E: mmdebstrap failed to run')).toBe(false);
+    expect(isMmdebstrapError('E: setup failed: E: apt-get -o Dir::Bin::dpkg=env … failed')).toBe(false);
+    expect(isMmdebstrapError('I: downloading packages with apt...')).toBe(false);
+  });
+
+  it('turns the usual failures into hints', () => {
+    expect(mmdebstrapHint(['E: Unable to locate package no-such-thing', 'E: Unable to locate package no-such-thing'], 'bookworm')).toBe(
+      "Debian bookworm has no package 'no-such-thing': check packages: in the recipe (https://packages.debian.org/bookworm/ lists them).",
+    );
+    expect(mmdebstrapHint(['E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease'], 'bookworm')).toMatch(/mirror could not be reached/);
+    expect(mmdebstrapHint(['E: Unable to correct problems, you have held broken packages.'], 'bookworm')).toMatch(/could not resolve/);
+    expect(mmdebstrapHint(['I: all good'], 'bookworm')).toBeUndefined();
+  });
+
+  it('names the command shortly', () => {
+    expect(mmdebstrapDisplay({ release: 'bookworm', variant: 'minbase', packages: ['a', 'b'] })).toBe('mmdebstrap --variant=minbase --include=<2 packages> bookworm …');
+  });
+});
+
+describe('hook command lines', () => {
+  it('are one line each, so the log and error messages stay readable', () => {
+    for (const arg of mmdebstrapCommand(plan()).args) expect(arg).not.toContain('\n');
+    expect(isMmdebstrapNoise("I: running --setup-hook in shell: sh -c 'mkdir -p' exec /r")).toBe(true);
+    expect(isMmdebstrapNoise('E: Unable to locate package x')).toBe(false);
   });
 });
