@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hashRecipe } from './recipe-hash.js';
 
@@ -52,7 +52,7 @@ export async function boxCacheKey(recipeDir: string, commonDir: string, root = p
   const recipeHash = await hashRecipe(recipeDir, commonDir);
   const hash = createHash('sha256').update(`${recipeHash}\0`);
   for (const file of await builderFiles(root)) {
-    hash.update(`${file.slice(root.length)}\0`);
+    hash.update(`${relative(root, file)}\0`);
     hash.update(await readFile(file));
     hash.update('\0');
   }

@@ -146,3 +146,23 @@ describe('cache and summary', () => {
     );
   });
 });
+
+describe('box cache keys', () => {
+  it('do not depend on how the package root is written, and change with the recipe', async () => {
+    const { boxCacheKey, packageRoot } = await import('../../../src/build/cache.js');
+    const root = packageRoot();
+    const boxes = join(root, 'boxes');
+    const a = await boxCacheKey(join(boxes, 'debian-12'), join(boxes, 'common'));
+    const b = await boxCacheKey(join(boxes, 'debian-12'), join(boxes, 'common'), root.replace(/\/$/, ''));
+    expect(b.key).toBe(a.key);
+    expect(a.key).toMatch(/^[0-9a-f]{16}$/);
+    expect(a.recipeHash).toMatch(/^sha256:/);
+    const other = await mkdtemp(join(tmpdir(), 'vmenv-key-test-'));
+    try {
+      await writeFile(join(other, 'recipe.yaml'), 'name: other\n');
+      expect((await boxCacheKey(other, join(boxes, 'common'))).key).not.toBe(a.key);
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+});
