@@ -58,6 +58,10 @@ export function mkfsExt4Args(plan: Ext4Plan, opts: { image: string; sourceDir: s
     opts.uuid,
     '-N',
     String(plan.inodes),
+    // mkfs picks 1 KiB blocks for small images, and SYSLINUX then fails to load the
+    // kernel ("I/O error"): 4 KiB blocks boot, whatever the size.
+    '-b',
+    '4096',
     // No reserved blocks in a box image: the guest resizes the filesystem anyway.
     '-m',
     '1',

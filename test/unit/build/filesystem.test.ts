@@ -24,10 +24,10 @@ describe('planExt4', () => {
 });
 
 describe('mkfs.ext4 arguments and fstab', () => {
-  it('fills the image from the directory, labelled root, with the fixed UUID and size in KiB', () => {
+  it('fills the image from the directory, labelled root, with the fixed UUID, 4 KiB blocks and size in KiB', () => {
     const args = mkfsExt4Args({ sizeBytes: 1024 * MiB, inodes: 65_536 }, { image: '/w/root.ext4', sourceDir: '/w/rootfs', uuid: 'u-u-i-d' });
     expect(args).toEqual([
-      '-q', '-F', '-t', 'ext4', '-L', 'root', '-U', 'u-u-i-d', '-N', '65536', '-m', '1',
+      '-q', '-F', '-t', 'ext4', '-L', 'root', '-U', 'u-u-i-d', '-N', '65536', '-b', '4096', '-m', '1',
       '-E', 'lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0',
       '-d', '/w/rootfs', '/w/root.ext4', '1048576k',
     ]);
