@@ -225,8 +225,10 @@ export async function haltMachine(h: MachineHandle, options: { force?: boolean; 
     if (h.machine.shutdown.mode === 'ssh' && live.state === DomainState.running) {
       const session = await sshToMachine(h, options.signal).catch(() => undefined);
       if (session) {
-        await session.exec('sudo -n poweroff || poweroff').catch(() => undefined);
-        await session.close();
+        // The channel dies with the guest rather than closing: do not wait on it.
+        const sent = session.exec('sudo -n poweroff || poweroff').catch(() => undefined);
+        await Promise.race([sent, new Promise((r) => setTimeout(r, 2000))]);
+        void session.close().catch(() => undefined);
       }
     }
     if (!(await waitShutoff(h, record.domain!.name, Math.min(timeoutMs, 2000), options.signal))) {
