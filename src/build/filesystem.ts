@@ -62,7 +62,7 @@ export function mkfsExt4Args(plan: Ext4Plan, opts: { image: string; sourceDir: s
     // kernel ("I/O error"): 4 KiB blocks boot, whatever the size.
     '-b',
     '4096',
-    // No reserved blocks in a box image: the guest resizes the filesystem anyway.
+    // 1% reserved for root (not 5%): a box disk is small and grows with the machine.
     '-m',
     '1',
     '-E',
