@@ -5,13 +5,10 @@
  * a file survives a reboot; the ACPI power button powers it off; `box remove` takes
  * its volumes out of the pool again.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findBox, listUploads, recordUpload, toUploadBox, uploadLock } from '../../src/box/store.js';
 import { ensureBoxVolumes } from '../../src/box/upload.js';
@@ -34,10 +31,9 @@ import { discoverIp } from '../../src/net/ip-discovery.js';
 import { hostRoutesAndAddresses, networkAddresses, pickFreeSubnet } from '../../src/net/subnet.js';
 import { generateMachineKey, memoryHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../../src/ssh/index.js';
 import { builtBox } from '../support/boxes.js';
+import { runVmenv } from '../support/cli.js';
 import { testHost } from '../support/harness.js';
 
-const run = promisify(execFile);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const host = testHost();
 const suffix = randomBytes(3).toString('hex');
 const name = `vmenv-e2e-tiny-${suffix}`;
@@ -58,8 +54,10 @@ const events: number[] = [];
 /** The guest's serial console, as virtlogd writes it on the harness host. */
 const consoleLog = join(host.state, 'log', 'qemu', `${name}-serial.log`);
 
-function vmenv(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(process.execPath, [join(root, 'bin', 'run.js'), ...args], { env: { ...process.env, VMENV_HOME: home }, timeout: 300_000 });
+async function vmenv(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const r = await runVmenv(args, { env: { VMENV_HOME: home }, timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`vmenv ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r;
 }
 
 function consoleTail(): string {

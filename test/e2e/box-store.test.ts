@@ -3,7 +3,7 @@
  * folder: add a real (tiny) box file, list, remove; add from a catalog served on
  * 127.0.0.1; bad inputs fail with a non-zero exit code and leave the store as it was.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -13,32 +13,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { writeBoxArchive } from '../../src/box/format.js';
+import { runVmenv, type Run } from '../support/cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = join(root, 'bin', 'run.js');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 let tmp: string;
 let home: string;
 let n = 0;
 
 function vmenv(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { cwd: tmp, env: { ...process.env, NO_COLOR: '1', VMENV_HOME: home, ...env }, timeout: 120_000 },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+  return runVmenv(args, { cwd: tmp, env: { VMENV_HOME: home, ...env }, timeoutMs: 120_000 });
 }
 
 /** Every path in the store with its size, locks aside: what "unchanged" means. */

@@ -3,7 +3,7 @@
  * (`node bin/run.js ...` in a temporary project folder). Needs `npm run build` (done here
  * when dist/ or the manifest is missing). No daemon, no network.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,29 +11,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { runVmenv, type Run } from '../support/cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = join(root, 'bin', 'run.js');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 function vmenv(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      // stdin is not a terminal here: init never asks.
-      { cwd, env: { ...process.env, NO_COLOR: '1', VMENV_CWD: '', ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+  // stdin is not a terminal here: init never asks.
+  return runVmenv(args, { cwd, env: { VMENV_CWD: '', ...env } });
 }
 
 let tmp: string;

@@ -4,40 +4,25 @@
  * VMENV_GUEST_NETNS): init, up, status, ssh, ssh-config with OpenSSH and rsync,
  * provisioning, halt, up again, destroy — which leaves no domain, volume or network.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLibvirt, type LibvirtClient } from '../../src/libvirt/index.js';
 import { machineResourceName } from '../../src/project/names.js';
 import { builtBox } from '../support/boxes.js';
+import { runVmenv, type Run } from '../support/cli.js';
 import { testHost } from '../support/harness.js';
 
-const execFileP = promisify(execFile);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const host = testHost();
 const home = mkdtempSync(join(tmpdir(), 'vmenv-life-home-'));
 const project = join(mkdtempSync(join(tmpdir(), 'vmenv-life-')), 'shop');
 const env = { ...process.env, VMENV_HOME: home, VMENV_GUEST_NETNS: host.netns, VMENV_LIBVIRT_URI: host.uri };
 let client: LibvirtClient;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function vmenv(args: string[], timeout = 300_000): Promise<Run> {
-  try {
-    const r = await execFileP(process.execPath, [join(root, 'bin', 'run.js'), ...args, '--cwd', project], { env, timeout, maxBuffer: 32 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function vmenv(args: string[]): Promise<Run> {
+  return runVmenv([...args, '--cwd', project], { env, timeoutMs: 300_000 });
 }
 
 function ok(r: Run): Run {
@@ -62,8 +47,7 @@ beforeAll(async () => {
   writeFileSync(join(project, 'src', 'app.txt'), 'hello from the host\n');
   writeFileSync(join(project, 'skip.log'), 'not synced\n');
   const box = await builtBox('tiny');
-  const add = await execFileP(process.execPath, [join(root, 'bin', 'run.js'), 'box', 'add', box, '--name', 'tiny'], { env });
-  void add;
+  ok(await runVmenv(['box', 'add', box, '--name', 'tiny'], { env, timeoutMs: 300_000 }));
 });
 
 afterAll(async () => {
