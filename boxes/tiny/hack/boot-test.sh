@@ -3,7 +3,9 @@
 # promises, timing the boot to SSH:
 #   SSH as vagrant with the seed's key; sudo -n; rsync a folder in (also with
 #   --rsync-path "sudo rsync"); sftp; write a file, reboot, the file is there; the
-#   root file system fills the disk; ACPI power button (system_powerdown) -> QEMU exits.
+#   root file system fills the disk; a host folder over 9p; an ecdsa host key on
+#   demand; no password authentication; ACPI power button (system_powerdown) -> QEMU
+#   exits.
 #
 #   boot-test.sh --rootdir DIR [--disk-size 2G]   the root tree (e.g. from build.sh):
 #                                                 an ext4 image of it, -kernel/-initrd
@@ -50,6 +52,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
 now() { date +%s.%N; }
+# CPU seconds QEMU has used (user + system): on a busy host a steadier figure than the
+# wall clock, as it does not count the time QEMU waits for a CPU
+qemu_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$QPID/stat" 2>/dev/null; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 fail() { echo "FAIL: $*"; echo "--- console (last 40 lines)"; tail -n 40 "$W/console.log" 2>/dev/null | tr -d '\r'; exit 1; }
 ok() { echo "ok: $*"; }
@@ -88,6 +93,10 @@ virtio) seed="-drive file=$W/seed.iso,if=virtio,format=raw,readonly=on" ;;
 *) echo "boot-test.sh: --seed-bus ide|sata|scsi|virtio" >&2; exit 2 ;;
 esac
 
+mkdir "$W/share"
+echo "from the host" >"$W/share/hello"
+share="-virtfs local,path=$W/share,mount_tag=hostshare,security_model=none,id=share"
+
 SSH="ssh -q -i $W/key -p $port -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 -o LogLevel=ERROR vagrant@127.0.0.1"
 
 start_qemu() {
@@ -95,7 +104,7 @@ start_qemu() {
 	# shellcheck disable=SC2086
 	qemu-system-x86_64 -machine "$machine" -accel tcg -m "$mem" -smp 1 -nodefaults -no-user-config \
 		-display none -serial "file:$W/console.log" -monitor "unix:$W/mon.sock,server,nowait" \
-		$drive $seed $kernel ${append:+-append "$append"} \
+		$drive $seed $share $kernel ${append:+-append "$append"} \
 		-netdev "user,id=n,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=n \
 		-device virtio-rng-pci -pidfile "$W/qemu.pid" &
 	QPID=$!
@@ -126,7 +135,8 @@ monitor() { printf '%s\n' "$1" | timeout 5 nc -q 1 -U "$W/mon.sock" >/dev/null 2
 start_qemu
 wait_ssh 60
 t1=$(elapsed "$T0")
-ok "SSH ready $t1 s after QEMU started (boot 1, first boot; console said up at ${UP:-?} s; load $(cut -d' ' -f1-3 /proc/loadavg))"
+c1=$(qemu_cpu)
+ok "SSH ready $t1 s after QEMU started (boot 1, first boot; console said up at ${UP:-?} s; QEMU used $c1 s of CPU; load $(cut -d' ' -f1-3 /proc/loadavg))"
 grep -a 'tiny: ' "$W/console.log" | tr -d '\r' | sed 's/^/   console: /'
 
 [ "$($SSH hostname)" = tiny-test ] && ok "host name from the seed" || fail "host name: $($SSH hostname)"
@@ -145,9 +155,22 @@ rsync -a --rsync-path="sudo rsync" -e "ssh -i $W/key -p $port -o BatchMode=yes -
 	"$W/sync/" vagrant@127.0.0.1:/srv/sync/ && $SSH 'test -f /srv/sync/hello.txt' && ok "rsync --rsync-path='sudo rsync' into /srv" || fail "sudo rsync"
 echo "put $W/sync/hello.txt sftp.txt" | sftp -q -i "$W/key" -P "$port" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -b - vagrant@127.0.0.1 >/dev/null &&
 	[ "$($SSH cat sftp.txt)" = hello ] && ok "sftp" || fail "sftp"
+$SSH 'sudo -n mkdir -p /mnt/share && sudo -n mount -t 9p -o trans=virtio,version=9p2000.L hostshare /mnt/share && cat /mnt/share/hello' | grep -q 'from the host' &&
+	ok "9p host folder (mount -t 9p loads its modules)" || fail "9p"
+ssh -q -i "$W/key" -p "$port" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+	-o HostKeyAlgorithms=ecdsa-sha2-nistp256 vagrant@127.0.0.1 true && ok "ecdsa host key (made on demand)" || fail "ecdsa host key"
+ssh -i "$W/key" -p "$port" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+	-o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive vagrant@127.0.0.1 true 2>&1 |
+	grep -q 'Permission denied (publickey)' && ok "password authentication refused (publickey only)" || fail "password authentication"
 $SSH 'echo persisted > f; sync' && ok "wrote ~/f"
 df=$($SSH "df -k / | awk 'NR == 2 { print \$2 }'")
-ok "root file system: $((df / 1024)) MiB"
+if [ -z "$rootdir" ]; then
+	want=$(numfmt --from=iec "${size:-4G}")
+	[ "$df" -gt $((want / 1024 * 9 / 10)) ] && ok "root file system grown to the disk: $((df / 1024)) MiB" ||
+		fail "root file system is $((df / 1024)) MiB on a ${size:-4G} disk"
+else
+	ok "root file system: $((df / 1024)) MiB"
+fi
 
 # --- boot 2: reboot -------------------------------------------------------------------
 $SSH 'sudo -n reboot' || :
@@ -169,4 +192,4 @@ done
 wait "$QPID" 2>/dev/null || :
 QPID=
 ok "system_powerdown: QEMU exited after $(elapsed "$T0") s"
-echo "PASS (first boot to SSH: $t1 s)"
+echo "PASS (first boot to SSH: $t1 s wall, $c1 s QEMU CPU)"
