@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
 import { ExitCode, UserError } from '../ui/errors.js';
 import { cwdFlag, machinesArg, parallelFlag } from '../ui/machine-flags.js';
-import { machineNames, projectMachines } from '../ui/project.js';
+import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 import { confirm } from '../ui/prompt.js';
 
 export default class Destroy extends BaseCommand {
@@ -48,7 +48,9 @@ export default class Destroy extends BaseCommand {
         await h.client.close();
       }
     };
-    if (flags.parallel) await Promise.all(machines.map(destroyOne));
-    else for (const m of machines) await destroyOne(m);
+    await withProjectLock(project, 'destroy', this.signal, async () => {
+      if (flags.parallel) await Promise.all(machines.map(destroyOne));
+      else for (const m of machines) await destroyOne(m);
+    });
   }
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
 import { cwdFlag, machinesArg, parallelFlag } from '../ui/machine-flags.js';
-import { machineNames, projectMachines } from '../ui/project.js';
+import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 
 export default class Halt extends BaseCommand {
   static override summary = 'Shut the machines down.';
@@ -40,7 +40,9 @@ export default class Halt extends BaseCommand {
         await h.client.close();
       }
     };
-    if (flags.parallel) await Promise.all(machines.map(haltOne));
-    else for (const m of machines) await haltOne(m);
+    await withProjectLock(project, 'halt', this.signal, async () => {
+      if (flags.parallel) await Promise.all(machines.map(haltOne));
+      else for (const m of machines) await haltOne(m);
+    });
   }
 }

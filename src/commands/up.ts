@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
 import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../ui/machine-flags.js';
-import { machineNames, projectMachines } from '../ui/project.js';
+import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 
 export default class Up extends BaseCommand {
   static override summary = 'Create and start the machines described in vmenv.yaml.';
@@ -43,7 +43,9 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
         await h.client.close();
       }
     };
-    if (flags.parallel) await Promise.all(machines.map(bringUp));
-    else for (const m of machines) await bringUp(m);
+    await withProjectLock(project, 'up', this.signal, async () => {
+      if (flags.parallel) await Promise.all(machines.map(bringUp));
+      else for (const m of machines) await bringUp(m);
+    });
   }
 }

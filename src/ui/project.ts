@@ -12,3 +12,20 @@ export async function projectMachines(cwd: string | undefined, names: readonly s
 export function machineNames(argv: readonly unknown[]): string[] {
   return argv.filter((a): a is string => typeof a === 'string');
 }
+
+/**
+ * Runs `fn` holding the project's lock, so two commands never change the same project
+ * at once: the second waits, saying who holds it, then fails clearly after a while.
+ */
+export async function withProjectLock<T>(project: ProjectConfig, purpose: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  const { ProjectState } = await import('../project/state.js');
+  const lock = await new ProjectState(project.dir).lock(purpose, {
+    signal,
+    onWait: (holder) => process.stderr.write(`Waiting for ${holder}, which is working on this project…\n`),
+  });
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
