@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBox, recordUpload, toUploadBox, uploadLock, vmenvHome, type StoredBox } from '../box/store.js';
@@ -11,7 +11,7 @@ import { DomainState, DomainUndefineFlags } from '../libvirt/constants.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid, type DomainRef, type NetworkRef, type StoragePoolRef, type StorageVolRef } from '../libvirt/protocol/types.js';
 import { domainXml, networkXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
-import { discoverIp } from '../net/ip-discovery.js';
+import { discoverIp, IpDiscoveryTimeoutError } from '../net/ip-discovery.js';
 import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, parseCidr, pickFreeSubnet } from '../net/subnet.js';
 import { registerMachine } from '../project/machine-index.js';
 import { machineResourceName, machineVolumeNames } from '../project/names.js';
@@ -53,6 +53,17 @@ export function serialLogPath(uri: string, name: string): string | undefined {
   if (uri.includes('+') && !uri.startsWith('qemu+unix')) return undefined; // a remote host's file is not ours to read
   if (uri.includes('/session')) return join(process.env.HOME ?? '/root', '.cache', 'libvirt', 'qemu', 'log', `${name}-serial.log`);
   return `/var/log/libvirt/qemu/${name}-serial.log`;
+}
+
+/** The last lines of the guest's serial console, when vmenv can read its log. */
+export async function consoleTail(uri: string, name: string, lines = 25): Promise<string[]> {
+  const path = serialLogPath(uri, name);
+  if (!path) return ['(the console log is on the remote libvirt host)'];
+  try {
+    return (await readFile(path, 'utf8')).replace(/\r/g, '').trimEnd().split('\n').slice(-lines);
+  } catch {
+    return [`(no console log at ${path})`];
+  }
 }
 
 async function freeLoopbackPort(): Promise<number> {
@@ -296,6 +307,10 @@ export function reachSteps(): Step<UpContext>[] {
           signal,
           what: `an IP address for machine '${ctx.machine.name}'`,
           onAttempt: (a) => report.status(`round ${a.round}`),
+        }).catch(async (err: unknown) => {
+          // Say what the guest was doing: the last lines of its serial console.
+          if (!(err instanceof IpDiscoveryTimeoutError)) throw err;
+          throw err.withConsoleTail(await consoleTail(ctx.client.uri, ctx.resourceName));
         });
         ctx.ip = found.ip;
         await save(ctx, (r) => {

@@ -122,3 +122,26 @@ describe('vmenv lifecycle with the tiny box', () => {
     expect(status.machines[0]!.status).toBe('not created');
   });
 });
+
+describe('a first up that fails', () => {
+  it('times out naming what it waited for, shows the console and the lease sources, and leaves nothing', async () => {
+    const other = join(dirname(project), 'slow');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(
+      join(other, 'vmenv.yaml'),
+      ['box: tiny', 'memory: 256', `pool: ${host.pool}`, `network: { mode: nat, name: vmenv-e2e-${process.pid} }`, 'boot: { timeout: 2 }', ''].join('\n'),
+    );
+    const r = await runVmenv(['up', '--cwd', other], { env, timeoutMs: 300_000 });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/Timed out after 2\.0 s waiting for an IP address/);
+    expect(r.stderr).toContain('lease API:');
+    expect(r.stderr).toMatch(/serial console|console log/);
+    const stem = machineResourceName(other, 'default');
+    const pool = await client.storagePoolLookupByName(host.pool);
+    await client.storagePoolRefresh(pool);
+    expect((await client.connectListAllDomains()).map((d) => d.name).filter((n) => n.startsWith(stem))).toEqual([]);
+    expect((await client.storagePoolListAllVolumes(pool)).map((v) => v.name).filter((n) => n.startsWith(stem))).toEqual([]);
+    const status = JSON.parse((await runVmenv(['status', '--json', '--cwd', other], { env })).stdout) as { machines: { status: string }[] };
+    expect(status.machines[0]!.status).toBe('not created');
+  });
+});
