@@ -85,7 +85,7 @@ export interface UpOptions extends Pick<PipelineOptions, 'renderer' | 'signal'> 
  * resumes it when paused, and only reconnects when it runs. Returns an SSH session.
  */
 export async function upMachine(h: MachineHandle, options: UpOptions = {}): Promise<UpContext> {
-  const { record, isNew } = await machineRecord(h.state, h.machine, h.client.uri, h.project.dir);
+  const { record, isNew } = await machineRecord(h.state, h.machine, h.client.uri);
   const ctx: UpContext = {
     project: h.project,
     machine: h.machine,

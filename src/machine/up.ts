@@ -7,14 +7,14 @@ import { ensureBoxVolumes } from '../box/upload.js';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { detectVirtualization } from '../host/virtualization.js';
 import type { LibvirtClient } from '../libvirt/client.js';
-import { DomainState, DomainUndefineFlags } from '../libvirt/constants.js';
+import { DomainUndefineFlags } from '../libvirt/constants.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid, type DomainRef, type NetworkRef, type StoragePoolRef, type StorageVolRef } from '../libvirt/protocol/types.js';
 import { domainXml, networkXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
 import { discoverIp, IpDiscoveryTimeoutError } from '../net/ip-discovery.js';
 import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, parseCidr, pickFreeSubnet } from '../net/subnet.js';
 import { registerMachine } from '../project/machine-index.js';
-import { machineResourceName, machineVolumeNames } from '../project/names.js';
+import { machineVolumeNames } from '../project/names.js';
 import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
 import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../ssh/index.js';
 import { UserError } from '../ui/errors.js';
@@ -358,7 +358,7 @@ export function reachSteps(): Step<UpContext>[] {
 }
 
 /** The machine's record for a first `up`, or its existing one. */
-export async function machineRecord(state: ProjectState, machine: MachineConfig, uri: string, projectDir: string): Promise<{ record: MachineState; isNew: boolean }> {
+export async function machineRecord(state: ProjectState, machine: MachineConfig, uri: string): Promise<{ record: MachineState; isNew: boolean }> {
   const existing = await state.read(machine.name);
   if (existing) return { record: existing, isNew: false };
   return {
@@ -384,4 +384,3 @@ export async function currentDomain(client: LibvirtClient, record: MachineState)
   }
 }
 
-export { DomainState, machineResourceName };
