@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { LibvirtClient } from '../libvirt/client.js';
-import { DomainShutdownFlags, DomainState, DomainUndefineFlags, domainStateName } from '../libvirt/constants.js';
+import { DomainShutdownFlags, DomainState, DomainUndefineFlags } from '../libvirt/constants.js';
 import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
 import { openLibvirt } from '../libvirt/index.js';
 import { unregisterMachine } from '../project/machine-index.js';
@@ -291,4 +291,3 @@ async function removeNetworkIfUnused(client: LibvirtClient, name: string): Promi
   await client.networkUndefine(net);
 }
 
-export { domainStateName };
