@@ -42,7 +42,7 @@ import type { DomainRef, StoragePoolRef, StorageVolRef } from '../libvirt/index.
 import { ExitCode, UserError } from '../ui/errors.js';
 import { classifySource, resolveCatalog } from './catalog.js';
 import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
-import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat } from './format.js';
+import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat, type UnpackedDisk } from './format.js';
 import { withFileLock, type LockOwner } from './lock.js';
 import { METADATA_FILE, metadataDisks, normalizeBoxPath, parseBoxMetadata, type BoxMetadata } from './metadata.js';
 import type { BoxToUpload, WithLock } from './upload.js';
@@ -139,19 +139,8 @@ function tmpName(options: StoreOptions, kind: string): string {
 // ---------------------------------------------------------------------------
 // Stored boxes
 
-export interface StoredBoxDisk {
-  /** Absolute path of the image. */
-  path: string;
-  /** Path inside the box. */
-  boxPath: string;
-  /** Volume name override from v2 metadata. */
-  name?: string;
-  format: DiskFormat;
-  /** Bytes. */
-  virtualSize: number;
-  /** Bytes of the file. */
-  size: number;
-}
+/** A disk of a stored box: as the archive reader unpacked it. */
+export type StoredBoxDisk = UnpackedDisk;
 
 /** vmenv.json beside a stored box. */
 export interface StoredBoxRecord {

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import type { AddBoxResult, AddEvent } from '../../box/store.js';
 import { BaseCommand } from '../../ui/base-command.js';
+import { formatBytes } from '../../ui/format.js';
 
 export default class BoxAdd extends BaseCommand {
   static override summary = 'Add a box to the local box store.';
@@ -57,17 +58,6 @@ Adding a box that is already stored is an error unless it is the very same file 
     }
     return { ...box, replaced: result.replaced, already_present: result.alreadyPresent };
   }
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 /** One status line on a terminal, rewritten in place; silent when not a terminal (waits are always said). */

@@ -1,5 +1,6 @@
 import type { BoxListing } from '../../box/store.js';
 import { BaseCommand } from '../../ui/base-command.js';
+import { formatBytes } from '../../ui/format.js';
 
 export default class BoxList extends BaseCommand {
   static override summary = 'List the boxes in the local box store.';
@@ -36,15 +37,4 @@ export default class BoxList extends BaseCommand {
     }
     return listing;
   }
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
