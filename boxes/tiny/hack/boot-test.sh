@@ -16,13 +16,15 @@
 #   options: --port N (SSH forward on 127.0.0.1, default 2222), --keep (leave the
 #            work directory), --seed-bus ide|sata|scsi|virtio, --memory MiB (256),
 #            --append ARGS (more kernel arguments, --rootdir only; e.g. vmenv.trace),
-#            --machine pc|q35 (default pc; the seed goes on IDE for pc, SATA for q35)
+#            --machine pc|q35 (default pc; the seed goes on IDE for pc, SATA for q35),
+#            --network-config FILE (put into the seed), --seed-fs iso|vfat,
+#            --no-seed (only checks that the guest boots and takes DHCP)
 #
 # Networking is QEMU user mode with SSH forwarded to 127.0.0.1 only. Every wait is
 # bounded; only the QEMU this script started is ever killed (by its pid).
 set -eu
 
-rootdir= image= box= port=2222 keep=0 size= seedbus= mem=256 extra= machine=pc
+rootdir= image= box= port=2222 keep=0 size= seedbus= mem=256 extra= machine=pc netcfg= seedfs=iso noseed=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rootdir) rootdir=$2; shift ;;
@@ -34,6 +36,9 @@ while [ $# -gt 0 ]; do
 	--memory) mem=$2; shift ;;
 	--append) extra=$2; shift ;;
 	--machine) machine=$2; shift ;;
+	--network-config) netcfg=$2; shift ;;
+	--seed-fs) seedfs=$2; shift ;;
+	--no-seed) noseed=1 ;;
 	--keep) keep=1 ;;
 	-h|--help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "boot-test.sh: unknown argument $1" >&2; exit 2 ;;
@@ -83,8 +88,17 @@ ssh-keygen -q -t ed25519 -N '' -C boot-test -f "$W/key"
 mkdir "$W/seed"
 printf 'instance-id: boot-test-%s\nlocal-hostname: tiny-test\n' "$(date +%s)" >"$W/seed/meta-data"
 printf '#cloud-config\nhostname: tiny-test\nssh_authorized_keys:\n  - %s\n' "$(cat "$W/key.pub")" >"$W/seed/user-data"
-genisoimage -quiet -V cidata -J -r -o "$W/seed.iso" "$W/seed"
+[ -n "$netcfg" ] && cp "$netcfg" "$W/seed/network-config"
+if [ "$seedfs" = vfat ]; then
+	truncate -s 2M "$W/seed.iso"
+	mkfs.vfat -n CIDATA "$W/seed.iso" >/dev/null
+	mcopy -i "$W/seed.iso" "$W/seed"/* :: 2>/dev/null || {
+		mkdir "$W/m"; mount -o loop "$W/seed.iso" "$W/m"; cp "$W/seed"/* "$W/m/"; umount "$W/m"; }
+else
+	genisoimage -quiet -V cidata -J -r -o "$W/seed.iso" "$W/seed"
+fi
 [ -n "$seedbus" ] || { [ "$machine" = q35 ] && seedbus=sata || seedbus=ide; }
+[ "$seedfs" = vfat ] && [ "$seedbus" = ide ] && seedbus=virtio   # QEMU has no read-only IDE disks
 case $seedbus in
 ide) seed="-drive file=$W/seed.iso,media=cdrom,if=ide,readonly=on" ;;
 sata) seed="-device ahci,id=ahci -drive id=seed,file=$W/seed.iso,media=cdrom,if=none,readonly=on -device ide-cd,drive=seed,bus=ahci.0" ;;
@@ -131,8 +145,26 @@ wait_ssh() { # timeout-seconds
 # a command on the QEMU monitor (OpenBSD nc -U, as in netcat-openbsd)
 monitor() { printf '%s\n' "$1" | timeout 5 nc -q 1 -U "$W/mon.sock" >/dev/null 2>&1 || :; }
 
+[ "$noseed" = 1 ] && seed=
+
 # --- boot 1 -------------------------------------------------------------------------
 start_qemu
+if [ "$noseed" = 1 ]; then
+	n=0
+	until grep -q 'tiny: up in' "$W/console.log" 2>/dev/null; do
+		[ $n -ge 600 ] && fail "no 'tiny: up' on the console after 60 s"
+		sleep 0.1; n=$((n + 1))
+	done
+	ok "booted without a seed in $(elapsed "$T0") s"
+	grep -a -E 'no NoCloud seed|udhcpc' "$W/console.log" | tr -d '\r' | sed 's/^/   console: /'
+	grep -q 'udhcpc: eth0 bound' "$W/console.log" && ok "DHCP on the first NIC" || fail "no DHCP lease"
+	monitor system_powerdown
+	n=0
+	while kill -0 "$QPID" 2>/dev/null; do [ $n -ge 300 ] && fail "no power-off"; sleep 0.1; n=$((n + 1)); done
+	QPID=
+	echo "PASS (no seed)"
+	exit 0
+fi
 wait_ssh 60
 t1=$(elapsed "$T0")
 c1=$(qemu_cpu)
@@ -143,6 +175,10 @@ grep -a 'tiny: ' "$W/console.log" | tr -d '\r' | sed 's/^/   console: /'
 $SSH sudo -n true && ok "sudo -n true" || fail "sudo -n"
 [ "$($SSH sudo -n id -u)" = 0 ] && ok "sudo gives root" || fail "sudo id"
 $SSH 'cat /etc/shadow' >/dev/null 2>&1 && fail "vagrant can read /etc/shadow" || :
+if [ -n "$netcfg" ]; then
+	$SSH 'cat /var/log/vmenv-nocloud.log' | grep -E 'DHCP|address|route' | sed 's/^/   guest log: /'
+	echo "   guest network: $($SSH 'ip -4 -o addr show dev eth0 | awk "{ print \$4 }"; ip route show default; grep nameserver /etc/resolv.conf; pidof udhcpc || echo no-udhcpc' | tr '\n' ' ')"
+fi
 $SSH 'grep "^vagrant:" /etc/passwd' | grep -q ':/bin/sh$' && ok "vagrant has a POSIX shell" || fail "vagrant shell"
 
 mkdir -p "$W/sync/sub"
