@@ -174,6 +174,7 @@ grep -a 'tiny: ' "$W/console.log" | tr -d '\r' | sed 's/^/   console: /'
 [ "$($SSH hostname)" = tiny-test ] && ok "host name from the seed" || fail "host name: $($SSH hostname)"
 $SSH sudo -n true && ok "sudo -n true" || fail "sudo -n"
 [ "$($SSH sudo -n id -u)" = 0 ] && ok "sudo gives root" || fail "sudo id"
+$SSH 'sudo -n -i true && sudo -n -u nobody true' && ok "sudo -i, sudo -u" || fail "sudo -i / -u"
 $SSH 'cat /etc/shadow' >/dev/null 2>&1 && fail "vagrant can read /etc/shadow" || :
 if [ -n "$netcfg" ]; then
 	$SSH 'cat /var/log/vmenv-nocloud.log' | grep -E 'DHCP|address|route' | sed 's/^/   guest log: /'
