@@ -12,7 +12,8 @@
 #
 # A case is a folder: seed/ (meta-data, user-data, network-config), optionally
 # seed2/, seed3/ (later boots with these seeds), root/ (files added to the fake
-# root), env (VAR=value lines), transform ("crlf", "bom": applied to the seed files).
+# root), env (VAR=value lines), transform ("crlf", "bom": applied to the seed files),
+# bin/ (programs put first on PATH, e.g. a stand-in for useradd).
 # Without seed/ the script runs with no seed at all.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -60,6 +61,7 @@ base_root() {
 invoke() { # root seed-dir-or-empty
 	(
 		export PATH="$TPATH" VMENV_NOCLOUD_ROOT="$1" VMENV_NOCLOUD_IFACES="eth0=52:54:00:12:34:56"
+		[ -d "$case/bin" ] && PATH="$case/bin:$PATH"
 		if [ -f "$case/env" ]; then
 			while IFS= read -r l; do [ -n "$l" ] && export "${l%%=*}=${l#*=}"; done <"$case/env"
 		fi
