@@ -18,13 +18,14 @@
 #            --append ARGS (more kernel arguments, --rootdir only; e.g. vmenv.trace),
 #            --machine pc|q35 (default pc; the seed goes on IDE for pc, SATA for q35),
 #            --network-config FILE (put into the seed), --seed-fs iso|vfat,
-#            --no-seed (only checks that the guest boots and takes DHCP)
+#            --no-seed (only checks that the guest boots and takes DHCP),
+#            --disk-bus virtio|scsi|sata (the root disk's bus, --image/--box only)
 #
 # Networking is QEMU user mode with SSH forwarded to 127.0.0.1 only. Every wait is
 # bounded; only the QEMU this script started is ever killed (by its pid).
 set -eu
 
-rootdir= image= box= port=2222 keep=0 size= seedbus= mem=256 extra= machine=pc netcfg= seedfs=iso noseed=0
+rootdir= image= box= port=2222 keep=0 size= seedbus= mem=256 extra= machine=pc netcfg= seedfs=iso noseed=0 diskbus=virtio
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rootdir) rootdir=$2; shift ;;
@@ -39,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--network-config) netcfg=$2; shift ;;
 	--seed-fs) seedfs=$2; shift ;;
 	--no-seed) noseed=1 ;;
+	--disk-bus) diskbus=$2; shift ;;
 	--keep) keep=1 ;;
 	-h|--help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "boot-test.sh: unknown argument $1" >&2; exit 2 ;;
@@ -78,7 +80,12 @@ else
 	fi
 	fmt=$(qemu-img info --output=json "$image" | sed -n 's/.*"format": "\([a-z0-9]*\)".*/\1/p' | head -n 1)
 	qemu-img create -q -f qcow2 -F "$fmt" -b "$(realpath "$image")" "$W/overlay.qcow2" "${size:-4G}"
-	drive="-drive file=$W/overlay.qcow2,if=virtio,format=qcow2"
+	case $diskbus in
+	virtio) drive="-drive file=$W/overlay.qcow2,if=virtio,format=qcow2" ;;
+	scsi) drive="-device virtio-scsi-pci,id=dscsi -drive id=root,file=$W/overlay.qcow2,if=none,format=qcow2 -device scsi-hd,drive=root,bus=dscsi.0,bootindex=1" ;;
+	sata) drive="-device ahci,id=dahci -drive id=root,file=$W/overlay.qcow2,if=none,format=qcow2 -device ide-hd,drive=root,bus=dahci.0,bootindex=1" ;;
+	*) echo "boot-test.sh: --disk-bus virtio|scsi|sata" >&2; exit 2 ;;
+	esac
 	kernel=
 	append=
 fi
