@@ -40,6 +40,9 @@ PACKAGES=(
   qemu-system-x86 qemu-utils dnsmasq-base iptables ovmf rsync
   openssh-client openssh-server genisoimage xorriso iproute2 libxml2-utils
   netcat-openbsd procps hyperfine
+  # Building boxes (vmenv box build) and testing their guest side.
+  mmdebstrap extlinux syslinux-common e2fsprogs fdisk dosfstools cpio zstd
+  xz-utils busybox-static
 )
 install_packages() {
   local missing=() p
