@@ -15,6 +15,7 @@ import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promi
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { TimeoutError } from '../ui/errors.js';
+import { sleep } from '../util/sleep.js';
 
 export interface LockOwner {
   pid: number;
@@ -123,24 +124,6 @@ async function breakStale(path: string, ino: number): Promise<void> {
     await link(grave, path).catch(() => undefined);
   }
   await unlink(grave).catch(() => undefined);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(signal.reason);
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function describeHolder(owner: LockOwner | undefined): string {

@@ -14,6 +14,7 @@
 import { TimeoutError } from '../ui/errors.js';
 import { connectSsh, type ConnectSshOptions, type SshSession } from './client.js';
 import { SshError, isRetryableSshFailure } from './errors.js';
+import { sleep } from '../util/sleep.js';
 
 export const DEFAULT_WAIT_INTERVAL_MS = 250;
 export const DEFAULT_ATTEMPT_TIMEOUT_MS = 10_000;
@@ -52,24 +53,6 @@ export interface WaitForSshResult {
   session: SshSession;
   attempts: number;
   elapsedMs: number;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /**

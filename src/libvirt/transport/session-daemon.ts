@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { LibvirtConnectError } from '../errors.js';
 import { checkUnixSocket } from './unix.js';
+import { sleep } from '../../util/sleep.js';
 
 export const DEFAULT_DAEMON_START_TIMEOUT_MS = 15_000;
 /** The idle timeout given to a daemon we start, as libvirt's client does. */
@@ -145,24 +146,6 @@ function tail(file: string, lines = 5): string {
   } catch {
     return '';
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /**
