@@ -37,20 +37,13 @@ export default class Destroy extends BaseCommand {
       const names = machines.map((m) => m.name).join(', ');
       if (!(await confirm(`Destroy ${names} and delete their disks? (y/N) `))) return;
     }
-    const { destroyMachine, haltMachine, openMachine } = await import('../machine/lifecycle.js');
-    const destroyOne = async (m: (typeof machines)[number]): Promise<void> => {
-      const h = await openMachine(project, m, this.signal);
-      try {
-        if (flags.graceful && (await h.state.read(m.name))?.domain) await haltMachine(h, { signal: this.signal }).catch(() => undefined);
+    const { destroyMachine, forEachMachine, haltMachine } = await import('../machine/lifecycle.js');
+    await withProjectLock(project, 'destroy', this.signal, () =>
+      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
+        if (flags.graceful && (await h.state.read(h.machine.name))?.domain) await haltMachine(h, { signal: this.signal }).catch(() => undefined);
         await destroyMachine(h);
-        this.log(`${m.name}: destroyed`);
-      } finally {
-        await h.client.close();
-      }
-    };
-    await withProjectLock(project, 'destroy', this.signal, async () => {
-      if (flags.parallel) await Promise.all(machines.map(destroyOne));
-      else for (const m of machines) await destroyOne(m);
-    });
+        this.log(`${h.machine.name}: destroyed`);
+      }),
+    );
   }
 }

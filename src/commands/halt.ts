@@ -29,20 +29,13 @@ export default class Halt extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Halt);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { haltMachine, openMachine } = await import('../machine/lifecycle.js');
-    const haltOne = async (m: (typeof machines)[number]): Promise<void> => {
-      const machine = flags.timeout === undefined ? m : { ...m, shutdown: { ...m.shutdown, timeout: flags.timeout } };
-      const h = await openMachine(project, machine, this.signal);
-      try {
+    const { forEachMachine, haltMachine } = await import('../machine/lifecycle.js');
+    const chosen = flags.timeout === undefined ? machines : machines.map((m) => ({ ...m, shutdown: { ...m.shutdown, timeout: flags.timeout! } }));
+    await withProjectLock(project, 'halt', this.signal, () =>
+      forEachMachine(project, chosen, { signal: this.signal, parallel: flags.parallel }, async (h) => {
         const how = await haltMachine(h, { force: flags.force, signal: this.signal });
-        this.log(`${m.name}: ${how === 'already off' ? 'already shut off' : how === 'graceful' ? 'shut down' : 'powered off'}`);
-      } finally {
-        await h.client.close();
-      }
-    };
-    await withProjectLock(project, 'halt', this.signal, async () => {
-      if (flags.parallel) await Promise.all(machines.map(haltOne));
-      else for (const m of machines) await haltOne(m);
-    });
+        this.log(`${h.machine.name}: ${how === 'already off' ? 'already shut off' : how === 'graceful' ? 'shut down' : 'powered off'}`);
+      }),
+    );
   }
 }

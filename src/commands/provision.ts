@@ -1,25 +1,35 @@
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg, provisionFlags } from '../ui/machine-flags.js';
+import { cwdFlag, machinesArg, provisionFlags } from '../ui/machine-flags.js';
+import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 
 export default class Provision extends BaseCommand {
   static override summary = 'Run the provisioners on running machines.';
-  static override description = `Runs the provisioners of vmenv.yaml (shell, file, ansible) on each running machine, in the order they are listed, after syncing the project folder. Stops at the first provisioner that fails and shows its output.`;
+  static override description = `Runs the provisioners of vmenv.yaml (shell, file) on each running machine, in the order they are listed: those with run: once as well as run: always; those with run: never only when named with --provision-with. Output is streamed with the machine's name in front of each line. Stops at the first provisioner that fails, naming it and its exit code. Synced folders are not synced: 'vmenv rsync' does that.`;
 
   static override examples = [
     { description: 'Run every provisioner on every machine.', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Run only the ansible provisioners on one machine.', command: '<%= config.bin %> <%= command.id %> web --provision-with ansible' },
+    { description: 'Run only the provisioner named "setup" on one machine.', command: '<%= config.bin %> <%= command.id %> web --provision-with setup' },
   ];
 
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     'provision-with': provisionFlags['provision-with'],
   };
 
   async run(): Promise<void> {
-    await this.parse(Provision);
-    throw new NotImplementedError('provision', Issue.lifecycle);
+    const { argv, flags } = await this.parse(Provision);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { forEachMachine, withMachineSession } = await import('../machine/lifecycle.js');
+    const { provisionMachine } = await import('../machine/provision.js');
+    await withProjectLock(project, 'provision', this.signal, () =>
+      forEachMachine(project, machines, { signal: this.signal }, (h) =>
+        withMachineSession(h, this.signal, async (session) => {
+          const ran = await provisionMachine(h, session, { signal: this.signal, provision: true, only: flags['provision-with'] ?? [] });
+          if (ran === 0) this.log(`${h.machine.name}: no provisioner to run`);
+        }),
+      ),
+    );
   }
 }

@@ -1,12 +1,11 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg, provisionFlags } from '../ui/machine-flags.js';
+import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../ui/machine-flags.js';
+import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 
 export default class Reload extends BaseCommand {
   static override summary = 'Restart the machines, applying changes made to vmenv.yaml.';
-  static override description = `Halts each machine, updates its domain from the current vmenv.yaml (CPUs, memory, networks, synced folders) and starts it again. Provisioners run only with --provision.`;
+  static override description = `Shuts each machine down, updates its domain from the current vmenv.yaml (CPUs, memory, boot options, shared folders, new extra disks, a larger disk_size) and starts it again, then syncs the rsync folders. The machine keeps its disk, MAC address and network. Provisioners with run: always run; the others only with --provision.`;
 
   static override examples = [
     { description: 'Restart every machine with the new configuration.', command: '<%= config.bin %> <%= command.id %>' },
@@ -16,12 +15,31 @@ export default class Reload extends BaseCommand {
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     ...provisionFlags,
     force: Flags.boolean({ char: 'f', description: 'Power off at once instead of a graceful shutdown.' }),
+    ...parallelFlag,
   };
 
   async run(): Promise<void> {
-    await this.parse(Reload);
-    throw new NotImplementedError('reload', Issue.lifecycle);
+    const { argv, flags } = await this.parse(Reload);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { forEachMachine } = await import('../machine/lifecycle.js');
+    const { reloadMachine } = await import('../machine/reload.js');
+    const { syncAndProvision } = await import('../machine/provision.js');
+    await withProjectLock(project, 'reload', this.signal, () =>
+      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
+        const ctx = await reloadMachine(h, {
+          signal: this.signal,
+          force: flags.force,
+          onChange: (change) => this.log(`${h.machine.name}: ${change}`),
+        });
+        try {
+          await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [] });
+        } finally {
+          await ctx.session?.close();
+        }
+      }),
+    );
   }
 }

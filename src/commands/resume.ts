@@ -1,11 +1,10 @@
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg } from '../ui/machine-flags.js';
+import { cwdFlag, machinesArg, parallelFlag } from '../ui/machine-flags.js';
+import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 
 export default class Resume extends BaseCommand {
   static override summary = 'Continue suspended machines.';
-  static override description = `Continues each machine paused or saved by 'vmenv suspend' and waits until it answers on SSH again.`;
+  static override description = `Continues each machine paused or saved by 'vmenv suspend' and waits until it answers on SSH again. A machine that is shut off is not started: 'vmenv up' does that.`;
 
   static override examples = [
     { description: 'Continue every suspended machine.', command: '<%= config.bin %> <%= command.id %>' },
@@ -14,9 +13,17 @@ export default class Resume extends BaseCommand {
 
   static override args = machinesArg;
   static override strict = false;
+  static override flags = { ...cwdFlag, ...parallelFlag };
 
   async run(): Promise<void> {
-    await this.parse(Resume);
-    throw new NotImplementedError('resume', Issue.lifecycle);
+    const { argv, flags } = await this.parse(Resume);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { forEachMachine } = await import('../machine/lifecycle.js');
+    const { resumeMachine } = await import('../machine/suspend.js');
+    await withProjectLock(project, 'resume', this.signal, () =>
+      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
+        this.log(`${h.machine.name}: ${await resumeMachine(h, { signal: this.signal })}`);
+      }),
+    );
   }
 }

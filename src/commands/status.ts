@@ -32,22 +32,17 @@ export default class Status extends BaseCommand {
       return { machines: entries };
     }
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { machineStatus, openMachine } = await import('../machine/lifecycle.js');
+    const { forEachMachine, machineStatus } = await import('../machine/lifecycle.js');
     const { ProjectState } = await import('../project/state.js');
-    const reports = [];
-    for (const m of machines) {
-      // A machine never created needs no connection to libvirt.
-      if (!(await new ProjectState(project.dir).read(m.name))) {
-        reports.push({ machine: m.name, status: 'not created' as const });
-        continue;
-      }
-      const h = await openMachine(project, m, this.signal);
-      try {
-        reports.push(await machineStatus(h));
-      } finally {
-        await h.client.close();
-      }
-    }
+    const state = new ProjectState(project.dir);
+    const created = new Set<string>();
+    for (const m of machines) if (await state.read(m.name)) created.add(m.name);
+    const found = new Map<string, Awaited<ReturnType<typeof machineStatus>>>();
+    // Machines never created need no connection to libvirt; the others share one per URI.
+    await forEachMachine(project, machines.filter((m) => created.has(m.name)), { signal: this.signal, parallel: true }, async (h) => {
+      found.set(h.machine.name, await machineStatus(h));
+    });
+    const reports = machines.map((m) => found.get(m.name) ?? { machine: m.name, status: 'not created' as const });
     if (!this.jsonEnabled()) {
       for (const r of reports) this.log(`${r.machine.padEnd(16)} ${r.status.padEnd(12)}${'ip' in r && r.ip ? ` ${r.ip}` : ''}`);
     }

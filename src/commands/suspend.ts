@@ -1,12 +1,12 @@
 import { Flags } from '@oclif/core';
+import type { SuspendMode } from '../config/types.js';
 import { BaseCommand } from '../ui/base-command.js';
-import { NotImplementedError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
-import { machinesArg } from '../ui/machine-flags.js';
+import { cwdFlag, machinesArg, parallelFlag } from '../ui/machine-flags.js';
+import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 
 export default class Suspend extends BaseCommand {
   static override summary = 'Pause the machines, keeping their memory.';
-  static override description = `Pauses each running machine. With --mode pause (the default) the guest stays in the host's memory and resumes instantly; with --mode managedsave its memory is written to disk and the host's memory freed. 'vmenv resume' or 'vmenv up' continues it.`;
+  static override description = `Suspends each running machine. With --mode pause (the default, or suspend_mode in vmenv.yaml) the guest stays in the host's memory and resumes instantly; with --mode managedsave its memory is written to disk and the host's memory freed. 'vmenv resume' or 'vmenv up' continues it; 'vmenv halt' drops the saved memory.`;
 
   static override examples = [
     { description: 'Pause every machine of the project.', command: '<%= config.bin %> <%= command.id %>' },
@@ -16,14 +16,24 @@ export default class Suspend extends BaseCommand {
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
+    ...cwdFlag,
     mode: Flags.string({
-      description: 'How to suspend (default: from vmenv.yaml, else pause).',
+      description: 'How to suspend (default: suspend_mode in vmenv.yaml, else pause).',
       options: ['pause', 'managedsave'],
     }),
+    ...parallelFlag,
   };
 
   async run(): Promise<void> {
-    await this.parse(Suspend);
-    throw new NotImplementedError('suspend', Issue.lifecycle);
+    const { argv, flags } = await this.parse(Suspend);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { forEachMachine } = await import('../machine/lifecycle.js');
+    const { suspendMachine } = await import('../machine/suspend.js');
+    await withProjectLock(project, 'suspend', this.signal, () =>
+      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
+        const how = await suspendMachine(h, (flags.mode as SuspendMode | undefined) ?? h.machine.suspend_mode);
+        this.log(`${h.machine.name}: ${how === 'saved' ? 'saved to disk' : how}`);
+      }),
+    );
   }
 }

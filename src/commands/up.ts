@@ -31,21 +31,17 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Up);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { openMachine, upMachine } = await import('../machine/lifecycle.js');
+    const { forEachMachine, upMachine } = await import('../machine/lifecycle.js');
     const { syncAndProvision } = await import('../machine/provision.js');
-    const bringUp = async (m: (typeof machines)[number]): Promise<void> => {
-      const h = await openMachine(project, m, this.signal);
-      try {
+    await withProjectLock(project, 'up', this.signal, () =>
+      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
         const ctx = await upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] });
-        await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [] });
-        await ctx.session?.close();
-      } finally {
-        await h.client.close();
-      }
-    };
-    await withProjectLock(project, 'up', this.signal, async () => {
-      if (flags.parallel) await Promise.all(machines.map(bringUp));
-      else for (const m of machines) await bringUp(m);
-    });
+        try {
+          await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [] });
+        } finally {
+          await ctx.session?.close();
+        }
+      }),
+    );
   }
 }

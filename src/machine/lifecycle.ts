@@ -36,9 +36,73 @@ export interface MachineHandle {
 export async function openMachine(project: ProjectConfig, machine: MachineConfig, signal?: AbortSignal): Promise<MachineHandle> {
   const state = new ProjectState(project.dir);
   const record = await state.read(machine.name);
-  const uri = record?.uri ?? machine.uri;
-  const client = await openLibvirt(uri, { ...(signal ? { signal } : {}) });
+  const client = await openLibvirt(record?.uri ?? machine.uri, { ...(signal ? { signal } : {}) });
   return { project, machine, state, client };
+}
+
+/**
+ * One libvirt connection per URI for a command that works on several machines: they
+ * share it (calls are matched by serial, so parallel use is safe), and it is closed once.
+ */
+export class LibvirtConnections {
+  private readonly open = new Map<string, Promise<LibvirtClient>>();
+
+  constructor(private readonly signal?: AbortSignal) {}
+
+  async handle(project: ProjectConfig, machine: MachineConfig): Promise<MachineHandle> {
+    const state = new ProjectState(project.dir);
+    const uri = (await state.read(machine.name))?.uri ?? machine.uri;
+    const key = uri ?? '';
+    let client = this.open.get(key);
+    if (!client) {
+      client = openLibvirt(uri, { ...(this.signal ? { signal: this.signal } : {}) });
+      this.open.set(key, client);
+    }
+    return { project, machine, state, client: await client };
+  }
+
+  async closeAll(): Promise<void> {
+    const clients = await Promise.allSettled(this.open.values());
+    this.open.clear();
+    await Promise.all(clients.map((c) => (c.status === 'fulfilled' ? c.value.close().catch(() => undefined) : undefined)));
+  }
+}
+
+/**
+ * Runs `fn` for each machine with a handle on its libvirt, one after another or all at
+ * once. In parallel every machine runs to its end; the first failure is then rethrown.
+ */
+export async function forEachMachine(
+  project: ProjectConfig,
+  machines: readonly MachineConfig[],
+  options: { signal?: AbortSignal; parallel?: boolean | undefined },
+  fn: (h: MachineHandle) => Promise<void>,
+): Promise<void> {
+  const connections = new LibvirtConnections(options.signal);
+  try {
+    if (!options.parallel) {
+      for (const m of machines) await fn(await connections.handle(project, m));
+      return;
+    }
+    const results = await Promise.allSettled(machines.map(async (m) => fn(await connections.handle(project, m))));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 1) {
+      for (const f of failed.slice(1)) process.stderr.write(`Also failed: ${f.reason instanceof Error ? f.reason.message : String(f.reason)}\n`);
+    }
+    if (failed[0]) throw failed[0].reason;
+  } finally {
+    await connections.closeAll();
+  }
+}
+
+/** Runs `fn` over an SSH session to a running machine, closing it after. */
+export async function withMachineSession<T>(h: MachineHandle, signal: AbortSignal | undefined, fn: (session: SshSession) => Promise<T>): Promise<T> {
+  const session = await sshToMachine(h, signal);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
 }
 
 export type MachineStatus = 'not created' | 'running' | 'shutoff' | 'paused' | 'suspended' | 'crashed' | 'shutting down' | 'gone';
@@ -187,7 +251,7 @@ export async function writeMachineSshConfig(h: MachineHandle): Promise<{ text: s
   return { text, path };
 }
 
-async function requireRecord(h: MachineHandle): Promise<MachineState> {
+export async function requireRecord(h: MachineHandle): Promise<MachineState> {
   const record = await h.state.read(h.machine.name);
   if (!record?.domain) {
     throw new UserError(`machine '${h.machine.name}' is not created`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
@@ -219,7 +283,17 @@ async function waitShutoff(h: MachineHandle, name: string, timeoutMs: number, si
 export async function haltMachine(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<'already off' | 'graceful' | 'forced'> {
   const record = await requireRecord(h);
   const live = await currentDomain(h.client, record);
-  if (!live || live.state === DomainState.shutoff) return 'already off';
+  if (!live) return 'already off';
+  if (live.state === DomainState.shutoff) {
+    // A saved machine is off, but `up` would restore it: halting it drops the saved memory.
+    if (!(await h.client.domainHasManagedSaveImage(live.domain))) return 'already off';
+    await h.client.domainManagedSaveRemove(live.domain);
+    return 'forced';
+  }
+  if (live.state === DomainState.paused && !options.force) {
+    await h.client.domainResume(live.domain);
+    live.state = DomainState.running;
+  }
   const timeoutMs = h.machine.shutdown.timeout * 1000;
   if (!options.force && h.machine.shutdown.mode !== 'destroy') {
     if (h.machine.shutdown.mode === 'ssh' && live.state === DomainState.running) {

@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import type { Provisioner, ShellProvisioner, SyncedFolder } from '../config/types.js';
-import { STATE_DIR } from '../project/state.js';
+import type { Provisioner, ShellProvisioner } from '../config/types.js';
 import { shQuote } from '../libvirt/transport/ssh.js';
-import { rsyncRemoteShell, type SshSession } from '../ssh/index.js';
+import type { SshSession } from '../ssh/index.js';
 import { ExitCode, NotImplementedError, UserError } from '../ui/errors.js';
 import { Issue } from '../ui/issues.js';
-import { sshToMachine, writeMachineSshConfig, type MachineHandle } from './lifecycle.js';
+import { sshToMachine, type MachineHandle } from './lifecycle.js';
+import { syncFolders } from './sync.js';
 import type { UpContext } from './up.js';
 
 export interface ProvisionOptions {
@@ -35,46 +33,6 @@ function prefixer(prefix: string, out: NodeJS.WritableStream): { write(chunk: Bu
       rest = '';
     },
   };
-}
-
-/** rsync of one folder into the guest over the machine's SSH config, `.vmenv/` always left out. */
-async function rsyncFolder(h: MachineHandle, session: SshSession, folder: SyncedFolder, configFile: string, signal?: AbortSignal): Promise<void> {
-  const source = isAbsolute(folder.host) ? folder.host : resolve(h.project.dir, folder.host);
-  if (!existsSync(source)) {
-    if (!folder.create) {
-      throw new UserError(`synced folder ${folder.host} does not exist`, { hint: "Create it, or set 'create: true' on the folder in vmenv.yaml." });
-    }
-    await import('node:fs/promises').then((fs) => fs.mkdir(source, { recursive: true }));
-  }
-  const user = folder.owner ?? h.machine.ssh.username;
-  const group = folder.group ?? user;
-  const prep = await session.exec(`sudo -n mkdir -p ${shQuote(folder.guest)} && sudo -n chown ${shQuote(`${user}:${group}`)} ${shQuote(folder.guest)}`);
-  if (prep.code !== 0) throw new UserError(`cannot create ${folder.guest} in machine '${h.machine.name}': ${prep.stderr ?? ''}`);
-  const args = [
-    '-rlptz',
-    '--delete',
-    `--exclude=/${STATE_DIR}/`,
-    ...folder.exclude.map((e) => `--exclude=${e}`),
-    ...folder.args,
-    '-e',
-    rsyncRemoteShell(configFile),
-    `${source.replace(/\/?$/, '/')}`,
-    `${h.machine.name}:${folder.guest.replace(/\/?$/, '/')}`,
-  ];
-  await new Promise<void>((resolvePromise, reject) => {
-    const child = spawn('rsync', args, { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new UserError('rsync is not installed on this host', { hint: 'sudo apt-get install rsync' }) : err),
-    );
-    child.on('close', (code) => {
-      if (code === 0) resolvePromise();
-      else if (/command not found|rsync: not found|No such file/.test(stderr) && code === 12)
-        reject(new UserError(`rsync is missing in machine '${h.machine.name}'`, { hint: 'Install rsync in the box, or use another synced folder type.' }));
-      else reject(new UserError(`rsync of ${folder.host} to ${h.machine.name}:${folder.guest} failed (exit ${String(code)}): ${stderr.trim()}`));
-    });
-  });
 }
 
 function provisionerLabel(p: Provisioner, i: number): string {
@@ -131,23 +89,25 @@ export async function runProvisioners(h: MachineHandle, session: SshSession, lis
   }
 }
 
-/** After `up`: rsync the synced folders, then run the provisioners that are due. */
-export async function syncAndProvision(h: MachineHandle, ctx: UpContext, options: ProvisionOptions = {}): Promise<void> {
+/** Runs the provisioners that are due on a machine and records that it was provisioned. */
+export async function provisionMachine(h: MachineHandle, session: SshSession, options: ProvisionOptions = {}): Promise<number> {
+  const record = await h.state.read(h.machine.name);
+  const list = provisionersToRun(h.machine.provision, record?.provisioned ?? false, options);
+  await runProvisioners(h, session, list, options);
+  if (list.length > 0 || !record?.provisioned) {
+    await h.state.update(h.machine.name, (r) => {
+      r.provisioned = true;
+    });
+  }
+  return list.length;
+}
+
+/** After `up` and `reload`: rsync the synced folders, then run the provisioners that are due. */
+export async function syncAndProvision(h: MachineHandle, ctx: Pick<UpContext, 'session'>, options: ProvisionOptions = {}): Promise<void> {
   const session = ctx.session ?? (await sshToMachine(h, options.signal));
   try {
-    const rsyncFolders = h.machine.synced_folders.filter((f) => f.type === 'rsync' && !f.disabled);
-    if (rsyncFolders.length > 0) {
-      const { path } = await writeMachineSshConfig(h);
-      for (const f of rsyncFolders) await rsyncFolder(h, session, f, path, options.signal);
-    }
-    const record = await h.state.read(h.machine.name);
-    const list = provisionersToRun(h.machine.provision, record?.provisioned ?? false, options);
-    await runProvisioners(h, session, list, options);
-    if (list.length > 0 || !record?.provisioned) {
-      await h.state.update(h.machine.name, (r) => {
-        r.provisioned = true;
-      });
-    }
+    await syncFolders(h, session, options.signal);
+    await provisionMachine(h, session, options);
   } finally {
     if (!ctx.session) await session.close();
   }

@@ -91,6 +91,22 @@ async function deleteVolume(client: LibvirtClient, pool: string, name: string): 
   }
 }
 
+/** Creates the volumes of the `disks:` that have none yet (all on a first up; new ones on reload). */
+export async function ensureExtraDisks(ctx: Pick<UpContext, 'client' | 'machine' | 'resourceName' | 'record' | 'state'>): Promise<number> {
+  const names = machineVolumeNames(ctx.resourceName);
+  let made = 0;
+  for (const [i, d] of ctx.machine.disks.entries()) {
+    const name = names.disk(i);
+    if (ctx.record.volumes.some((v) => v.name === name)) continue;
+    const pool = await ctx.client.storagePoolLookupByName(ctx.machine.pool);
+    await ctx.client.storageVolCreateXml(pool, volumeXml({ name, capacityBytes: d.size, format: d.format }));
+    ctx.record.volumes.push({ pool: ctx.machine.pool, name, role: 'disk' });
+    await ctx.state.write(ctx.record);
+    made++;
+  }
+  return made;
+}
+
 /** The steps that create and start a machine that does not exist yet. */
 export function createMachineSteps(): Step<UpContext>[] {
   return [
@@ -153,10 +169,7 @@ export function createMachineSteps(): Step<UpContext>[] {
           volumeXml({ name: names.root, capacityBytes: wanted, backingStore: { path: await ctx.client.storageVolGetPath(base), format: 'qcow2' } }),
         );
         await save(ctx, (r) => r.volumes.push({ pool: ctx.machine.pool, name: root.name, role: 'root' }));
-        for (const [i, d] of ctx.machine.disks.entries()) {
-          const v = await ctx.client.storageVolCreateXml(ctx.pool!, volumeXml({ name: names.disk(i), capacityBytes: d.size, format: d.format }));
-          await save(ctx, (r) => r.volumes.push({ pool: ctx.machine.pool, name: v.name, role: 'disk' }));
-        }
+        await ensureExtraDisks(ctx);
       },
       async rollback(ctx) {
         for (const v of ctx.record.volumes.filter((x) => x.role !== 'seed')) await deleteVolume(ctx.client, v.pool, v.name);
@@ -251,20 +264,7 @@ export function createMachineSteps(): Step<UpContext>[] {
     {
       title: 'Define and start the domain',
       async run(ctx) {
-        const virt = await detectVirtualization();
-        const type = ctx.machine.driver === 'auto' ? virt.domainType : ctx.machine.driver;
-        const names = machineVolumeNames(ctx.resourceName);
-        const log = serialLogPath(ctx.client.uri, ctx.resourceName);
-        const spec = machineDomainSpec({
-          name: ctx.resourceName,
-          type,
-          projectDir: ctx.project.dir,
-          machine: ctx.machine,
-          volumes: { pool: ctx.machine.pool, root: names.root, seed: names.seed, extra: ctx.machine.disks.map((_, i) => names.disk(i)) },
-          nic: ctx.nic!,
-          ...(log ? { serialLog: log } : {}),
-        });
-        ctx.domain = await ctx.client.domainDefineXml(domainXml(spec));
+        ctx.domain = await ctx.client.domainDefineXml(await machineDomainXml(ctx));
         await save(ctx, (r) => {
           r.domain = { name: ctx.domain!.name, uuid: formatUuid(ctx.domain!.uuid) };
         });
@@ -282,6 +282,29 @@ export function createMachineSteps(): Step<UpContext>[] {
     },
     ...reachSteps(),
   ];
+}
+
+/**
+ * The machine's domain XML from its current config and recorded resources; with `uuid`,
+ * the definition that replaces an existing domain's (reload).
+ */
+export async function machineDomainXml(
+  ctx: Pick<UpContext, 'client' | 'project' | 'machine' | 'resourceName' | 'nic'>,
+  uuid?: string,
+): Promise<string> {
+  const type = ctx.machine.driver === 'auto' ? (await detectVirtualization()).domainType : ctx.machine.driver;
+  const names = machineVolumeNames(ctx.resourceName);
+  const log = serialLogPath(ctx.client.uri, ctx.resourceName);
+  const spec = machineDomainSpec({
+    name: ctx.resourceName,
+    type,
+    projectDir: ctx.project.dir,
+    machine: ctx.machine,
+    volumes: { pool: ctx.machine.pool, root: names.root, seed: names.seed, extra: ctx.machine.disks.map((_, i) => names.disk(i)) },
+    nic: ctx.nic!,
+    ...(log ? { serialLog: log } : {}),
+  });
+  return domainXml(uuid === undefined ? spec : { ...spec, uuid });
 }
 
 /** Finding the IP and waiting for SSH: shared by a new machine and one started again. */
