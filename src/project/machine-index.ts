@@ -4,16 +4,21 @@ import { writeFileAtomic } from './atomic.js';
 
 export type { MachineIndexEntry };
 
-/** Changes the global machine index under its lock, writing it atomically. */
+/**
+ * Changes the global machine index under its lock, writing it atomically; a change that
+ * returns undefined leaves the file as it is.
+ */
 async function changeIndex(
-  change: (entries: MachineIndexEntry[]) => MachineIndexEntry[] | Promise<MachineIndexEntry[]>,
+  change: (entries: MachineIndexEntry[]) => MachineIndexEntry[] | undefined | Promise<MachineIndexEntry[] | undefined>,
   options: StoreOptions = {},
 ): Promise<MachineIndexEntry[]> {
   const path = machineIndexPath(options);
   return withFileLock(
     `${path}.lock`,
     async () => {
-      const next = await change(await readMachineIndex(options));
+      const current = await readMachineIndex(options);
+      const next = await change(current);
+      if (next === undefined) return current;
       await writeFileAtomic(path, `${JSON.stringify({ machines: next }, null, 2)}\n`);
       return next;
     },
@@ -32,7 +37,7 @@ export function unregisterMachine(id: string, options: StoreOptions = {}): Promi
 
 /**
  * Drops the entries for which `isGone` says the project or the domain vanished, and
- * returns the ones it dropped.
+ * returns the ones it dropped. The index is rewritten only when something is dropped.
  */
 export async function pruneMachineIndex(
   isGone: (e: MachineIndexEntry) => Promise<boolean>,
@@ -45,7 +50,7 @@ export async function pruneMachineIndex(
       if (await isGone(e)) dropped.push(e);
       else kept.push(e);
     }
-    return kept;
+    return dropped.length > 0 ? kept : undefined;
   }, options);
   return dropped;
 }
