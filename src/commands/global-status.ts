@@ -51,7 +51,9 @@ Like Vagrant's global-status, every run prunes the index: an entry whose project
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) this.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
     const stale = result.machines.filter((m) => m.stale !== undefined).length;
-    if (stale > 0) this.log(`\n${stale === 1 ? '1 entry is' : `${stale} entries are`} stale; 'vmenv global-status' without --no-prune removes them.`);
+    if (stale > 0) {
+      this.log(`\n${stale === 1 ? '1 entry is stale' : `${stale} entries are stale`}; 'vmenv global-status' without --no-prune removes ${stale === 1 ? 'it' : 'them'}.`);
+    }
     return result;
   }
 }
