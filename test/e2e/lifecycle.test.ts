@@ -5,14 +5,14 @@
  * provisioning, halt, up again, destroy — which leaves no domain, volume or network.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLibvirt, type LibvirtClient } from '../../src/libvirt/index.js';
 import { machineResourceName } from '../../src/project/names.js';
 import { builtBox } from '../support/boxes.js';
-import { runVmenv, type Run } from '../support/cli.js';
+import { runVmenv, startVmenv, type Run } from '../support/cli.js';
 import { testHost } from '../support/harness.js';
 
 const host = testHost();
@@ -39,6 +39,10 @@ async function ours(): Promise<{ domains: string[]; volumes: string[]; networks:
     volumes: (await client.storagePoolListAllVolumes(pool)).map((v) => v.name).filter((n) => n.startsWith(stem)),
     networks: (await client.connectListAllNetworks()).map((n) => n.name).filter((n) => n === `vmenv-e2e-${process.pid}`),
   };
+}
+
+function machineStatusOf(r: Run): string {
+  return (JSON.parse(r.stdout) as { machines: { status: string }[] }).machines[0]!.status;
 }
 
 beforeAll(async () => {
@@ -74,6 +78,7 @@ describe('vmenv lifecycle with the tiny box', () => {
         'provision:',
         '  - { name: marker, type: shell, inline: "echo provisioned > /root/marker; echo ran-as-$(id -un)" }',
         '  - { type: file, source: src/app.txt, destination: /tmp/app.txt }',
+        '  - { name: fails, type: shell, run: never, inline: "echo about to fail; exit 3" }',
         '',
       ].join('\n'),
     );
@@ -114,6 +119,60 @@ describe('vmenv lifecycle with the tiny box', () => {
     expect(ok(await vmenv(['ssh', '-c', 'sudo cat /root/marker'])).stdout).toBe('provisioned\n');
   });
 
+  it('provision runs the provisioners again; --provision-with picks one; a failure names it and its exit code', async () => {
+    ok(await vmenv(['ssh', '-c', 'sudo rm /root/marker /tmp/app.txt']));
+    const all = ok(await vmenv(['provision']));
+    expect(all.stdout).toContain('default: ran-as-root');
+    expect(all.stdout).not.toContain('about to fail');
+    expect(ok(await vmenv(['ssh', '-c', 'sudo cat /root/marker; cat /tmp/app.txt'])).stdout).toBe('provisioned\nhello from the host\n');
+
+    const one = ok(await vmenv(['provision', '--provision-with', 'file']));
+    expect(one.stdout).not.toContain('ran-as-root');
+    expect(one.stdout).toContain("running provisioner 'file #2' (file)");
+
+    const failed = await vmenv(['provision', '--provision-with', 'fails']);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stdout).toContain('default: about to fail');
+    expect(failed.stderr).toMatch(/provisioner 'fails' failed in machine 'default' with exit code 3/);
+  });
+
+  it('rsync copies host changes into the guest, deletions included', async () => {
+    writeFileSync(join(project, 'src', 'new.txt'), 'new file\n');
+    rmSync(join(project, 'src', 'app.txt'));
+    try {
+      expect(ok(await vmenv(['rsync'])).stdout).toContain('default: synced 1 folder');
+      expect(ok(await vmenv(['ssh', '-c', 'ls /vagrant/src'])).stdout).toBe('new.txt\n');
+    } finally {
+      writeFileSync(join(project, 'src', 'app.txt'), 'hello from the host\n');
+      rmSync(join(project, 'src', 'new.txt'));
+    }
+  });
+
+  it('suspend pauses and resume continues; managedsave saves to disk and resume restores', async () => {
+    ok(await vmenv(['ssh', '-c', 'echo still-here > /dev/shm/memory-kept']));
+    expect(ok(await vmenv(['suspend'])).stdout).toContain('default: paused');
+    expect(machineStatusOf(ok(await vmenv(['status', '--json'])))).toBe('paused');
+    expect(ok(await vmenv(['resume'])).stdout).toContain('default: resumed');
+    expect(ok(await vmenv(['ssh', '-c', 'cat /dev/shm/memory-kept'])).stdout).toBe('still-here\n');
+
+    expect(ok(await vmenv(['suspend', '--mode', 'managedsave'])).stdout).toContain('default: saved to disk');
+    expect(machineStatusOf(ok(await vmenv(['status', '--json'])))).toBe('suspended');
+    expect(ok(await vmenv(['resume'])).stdout).toContain('default: resumed');
+    // /dev/shm is a tmpfs: the file survives only if memory was restored, not rebooted.
+    expect(ok(await vmenv(['ssh', '-c', 'cat /dev/shm/memory-kept'])).stdout).toBe('still-here\n');
+  });
+
+  it('reload applies more memory, seen in the guest', async () => {
+    const memTotalKiB = async (): Promise<number> => Number(/MemTotal:\s+(\d+)/.exec(ok(await vmenv(['ssh', '-c', 'cat /proc/meminfo'])).stdout)?.[1]);
+    const before = await memTotalKiB();
+    writeFileSync(join(project, 'vmenv.yaml'), readFileSync(join(project, 'vmenv.yaml'), 'utf8').replace('memory: 256', 'memory: 384'));
+    const r = ok(await vmenv(['reload']));
+    expect(r.stdout).toContain('default: memory 256 → 384 MiB');
+    expect(r.stdout).not.toContain('ran-as-root');
+    const after = await memTotalKiB();
+    expect(after - before).toBeGreaterThan(100 * 1024);
+  });
+
   it('destroy -f leaves no domain, volume or network behind', async () => {
     expect((await ours()).domains).toHaveLength(1);
     ok(await vmenv(['destroy', '-f']));
@@ -143,5 +202,40 @@ describe('a first up that fails', () => {
     expect((await client.storagePoolListAllVolumes(pool)).map((v) => v.name).filter((n) => n.startsWith(stem))).toEqual([]);
     const status = JSON.parse((await runVmenv(['status', '--json', '--cwd', other], { env })).stdout) as { machines: { status: string }[] };
     expect(status.machines[0]!.status).toBe('not created');
+  });
+
+  it('Ctrl-C during up leaves nothing behind, and the next up succeeds', async () => {
+    const other = join(dirname(project), 'interrupted');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(
+      join(other, 'vmenv.yaml'),
+      ['box: tiny', 'memory: 256', `pool: ${host.pool}`, `network: { mode: nat, name: vmenv-e2e-${process.pid} }`, 'boot: { timeout: 180 }', ''].join('\n'),
+    );
+    const stem = machineResourceName(other, 'default');
+    const pool = await client.storagePoolLookupByName(host.pool);
+    const leftovers = async (): Promise<string[]> => {
+      await client.storagePoolRefresh(pool);
+      return [
+        ...(await client.connectListAllDomains()).map((d) => d.name),
+        ...(await client.storagePoolListAllVolumes(pool)).map((v) => v.name),
+      ].filter((n) => n.startsWith(stem));
+    };
+    const run = startVmenv(['up', '--cwd', other], { env });
+    // Interrupt once the domain is defined: every step before it has made something.
+    const deadline = Date.now() + 120_000;
+    while (!(await client.connectListAllDomains()).some((d) => d.name.startsWith(stem)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(Date.now()).toBeLessThan(deadline);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(await leftovers()).toEqual([]);
+    expect((await client.connectListAllNetworks()).map((n) => n.name)).not.toContain(`vmenv-e2e-${process.pid}`);
+    expect(machineStatusOf(await runVmenv(['status', '--json', '--cwd', other], { env }))).toBe('not created');
+
+    ok(await runVmenv(['up', '--cwd', other], { env, timeoutMs: 300_000 }));
+    ok(await runVmenv(['destroy', '-f', '--cwd', other], { env }));
+    expect(await leftovers()).toEqual([]);
   });
 });
