@@ -1,13 +1,14 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import type { Ask, InitAnswers } from '../config/init.js';
-import { ExitCode, InterruptedError, UserError } from '../ui/errors.js';
+import type { InitAnswers } from '../config/init.js';
+import { ExitCode, UserError } from '../ui/errors.js';
+import type { StoredBoxChoice } from '../ui/init-prompts.js';
 
 export default class Init extends BaseCommand {
   static override summary = 'Write a vmenv.yaml for a new project.';
   static override description = `Writes vmenv.yaml in the current directory (or --cwd) from a template, with one machine using BOX (default: the 'tiny' box); every other key is shown as a commented example. Refuses to overwrite an existing file unless --force is given.
 
-Run in a terminal with no BOX, it asks for the box, the machine's name, memory and CPUs (--no-interactive to skip the questions). The file it writes always loads without problems.`;
+Run in a terminal with no BOX, it asks for the box (offering those in the box store), the machine's name, memory and CPUs, checking each answer (--no-interactive to skip the questions; Ctrl-C stops without writing anything). The file it writes always loads without problems.`;
 
   static override examples = [
     { description: 'Start a project with the default box.', command: '<%= config.bin %> <%= command.id %>' },
@@ -34,7 +35,7 @@ Run in a terminal with no BOX, it asks for the box, the machine's name, memory a
     minimal: Flags.boolean({ char: 'm', description: 'Write only the settings, without explanatory comments.' }),
     force: Flags.boolean({ char: 'f', description: 'Overwrite an existing vmenv.yaml.' }),
     interactive: Flags.boolean({
-      description: 'Ask for the box, name, memory and CPUs (default: when in a terminal and no BOX is given).',
+      description: 'Ask for the box, name, memory and CPUs (default: when in a terminal and no BOX is given; needs a terminal).',
       allowNo: true,
     }),
     cwd: Flags.string({ description: 'Folder to write vmenv.yaml in (default: $VMENV_CWD, else the current folder).', helpValue: '<dir>' }),
@@ -42,7 +43,7 @@ Run in a terminal with no BOX, it asks for the box, the machine's name, memory a
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Init);
-    const { DEFAULT_ANSWERS, askAnswers, initProject, isTemplateName } = await import('../config/init.js');
+    const { DEFAULT_ANSWERS, initProject, isTemplateName } = await import('../config/init.js');
     const { projectCwd } = await import('../config/load.js');
     const { displayPath } = await import('../config/errors.js');
 
@@ -57,7 +58,14 @@ Run in a terminal with no BOX, it asks for the box, the machine's name, memory a
     const terminal = process.stdin.isTTY === true && process.stdout.isTTY === true;
     const interactive = flags.interactive ?? (terminal && args.box === undefined && flags.name === undefined);
     if (interactive) {
-      answers = await this.ask(answers, askAnswers);
+      // enquirer reads keys in raw mode; from a pipe, answers typed ahead get lost.
+      if (process.stdin.isTTY !== true) {
+        throw new UserError('--interactive needs a terminal to ask in, and stdin is not one.', {
+          hint: 'Give the settings as arguments instead: vmenv init <box> --name <machine> --memory <size> --cpus <n>.',
+          exitCode: ExitCode.usage,
+        });
+      }
+      answers = await this.ask(answers);
     }
 
     const result = await initProject({
@@ -74,26 +82,24 @@ Run in a terminal with no BOX, it asks for the box, the machine's name, memory a
     this.log("Next: 'vmenv up' creates and starts the machine; 'vmenv ssh' logs in.");
   }
 
-  /** Plain prompts on node:readline (enquirer, which DESIGN names for prompts, is not a dependency yet). */
-  private async ask(
-    defaults: InitAnswers,
-    askAnswers: (ask: Ask, report: (message: string) => void, defaults: InitAnswers) => Promise<InitAnswers>,
-  ): Promise<InitAnswers> {
-    const { createInterface } = await import('node:readline/promises');
-    const rl = createInterface({ input: process.stdin, output: process.stdout });
-    const closed = new Promise<never>((_, reject) => {
-      rl.once('close', () => reject(new InterruptedError('asking for the settings')));
-      rl.once('SIGINT', () => rl.close());
-    });
-    closed.catch(() => undefined);
-    try {
-      return await askAnswers(
-        (question, def) => Promise.race([rl.question(`${question} [${def}]: `), closed]),
-        (message) => process.stderr.write(`  ${message}\n`),
-        defaults,
-      );
-    } finally {
-      rl.close();
-    }
+  /** The enquirer questions, offering the boxes in the store. */
+  private async ask(defaults: InitAnswers): Promise<InitAnswers> {
+    const { askInitAnswers } = await import('../ui/init-prompts.js');
+    return askInitAnswers(defaults, await storedBoxes());
   }
+}
+
+/** The stored boxes by name, newest version first; none when the store cannot be read. */
+async function storedBoxes(): Promise<StoredBoxChoice[]> {
+  const { listBoxes } = await import('../box/store.js');
+  let boxes: Awaited<ReturnType<typeof listBoxes>>;
+  try {
+    boxes = await listBoxes();
+  } catch {
+    // The questions still work: the box is typed.
+    return [];
+  }
+  const byName = new Map<string, string[]>();
+  for (const b of boxes) byName.set(b.name, [b.version, ...(byName.get(b.name) ?? [])]);
+  return [...byName].map(([name, versions]) => ({ name, versions }));
 }

@@ -100,6 +100,15 @@ describe('vmenv init (built CLI)', () => {
     expect(r.stderr).toContain("Error: Machine name: machine names are lower-case letters, digits and '-'");
     expect(existsSync(join(dir, 'vmenv.yaml'))).toBe(false);
   });
+
+  it('--interactive without a terminal: exit 2 with the flags to use instead; nothing written', async () => {
+    const dir = await project('forced-interactive');
+    const r = await vmenv(['init', '--interactive'], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Error: --interactive needs a terminal to ask in, and stdin is not one.');
+    expect(r.stderr).toContain('vmenv init <box> --name <machine> --memory <size> --cpus <n>');
+    expect(existsSync(join(dir, 'vmenv.yaml'))).toBe(false);
+  });
 });
 
 describe('vmenv config schema (built CLI)', () => {
