@@ -63,7 +63,8 @@ async function ask(Prompt: PromptClass, options: Record<string, unknown>, stream
  */
 export async function confirm(question: string, streams: PromptStreams = {}): Promise<boolean> {
   const message = question.replace(/\s*[([]y\/n[)\]]\s*$/i, '').trim();
-  return (await ask(prompts.Confirm, { name: 'confirm', message, initial: false }, streams)) === true;
+  const format = (value: unknown): string => (value === true ? 'yes' : 'no');
+  return (await ask(prompts.Confirm, { name: 'confirm', message, initial: false, format }, streams)) === true;
 }
 
 /** Asks for a line of text; an empty answer is `initial`. The answer comes back trimmed. */
