@@ -19,6 +19,7 @@ import {
 import { writeFileAtomic } from '../project/atomic.js';
 import { TimeoutError, UserError } from '../ui/errors.js';
 import { machineMac } from './domain-plan.js';
+import { removeNetworkIfUnused } from './network.js';
 import { runPipeline, type PipelineOptions, type Step } from './pipeline.js';
 import { createMachineSteps, currentDomain, machineRecord, reachSteps, type UpContext } from './up.js';
 
@@ -352,16 +353,3 @@ export async function destroyMachine(h: MachineHandle): Promise<void> {
   if (record.domain) await unregisterMachine(record.domain.uuid);
   await h.state.remove(h.machine.name);
 }
-
-/** Removes a network vmenv created once no domain refers to it any more. */
-async function removeNetworkIfUnused(client: LibvirtClient, name: string): Promise<void> {
-  for (const d of await client.connectListAllDomains()) {
-    const xml = await client.domainGetXmlDesc(d);
-    if (xml.includes(`<source network='${name}'`) || xml.includes(`<source network="${name}"`)) return;
-  }
-  const net = await client.networkLookupByName(name).catch(() => undefined);
-  if (!net) return;
-  await client.networkDestroy(net).catch(() => undefined);
-  await client.networkUndefine(net);
-}
-

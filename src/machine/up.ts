@@ -10,9 +10,8 @@ import type { LibvirtClient } from '../libvirt/client.js';
 import { DomainUndefineFlags } from '../libvirt/constants.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid, type DomainRef, type NetworkRef, type StoragePoolRef, type StorageVolRef } from '../libvirt/protocol/types.js';
-import { domainXml, networkXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
+import { domainXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
 import { discoverIp, IpDiscoveryTimeoutError } from '../net/ip-discovery.js';
-import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, parseCidr, pickFreeSubnet } from '../net/subnet.js';
 import { registerMachine } from '../project/machine-index.js';
 import { machineVolumeNames } from '../project/names.js';
 import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
@@ -20,6 +19,7 @@ import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type
 import { UserError } from '../ui/errors.js';
 import { machineDomainSpec, machineMac, type ManagementNic } from './domain-plan.js';
 import type { Step } from './pipeline.js';
+import { ensureNatNetwork, removeNetworkIfUnused } from './network.js';
 import { renderSeed, writeSeedIso } from './seed.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
@@ -210,7 +210,7 @@ export function createMachineSteps(): Step<UpContext>[] {
     },
     {
       title: 'Management network',
-      async run(ctx, _signal, report) {
+      async run(ctx, signal, report) {
         const mode = ctx.machine.network.mode ?? (ctx.client.uri.includes('/session') ? 'user' : 'nat');
         const mac = machineMac(ctx.resourceName);
         if (mode === 'user') {
@@ -227,35 +227,14 @@ export function createMachineSteps(): Step<UpContext>[] {
         await save(ctx, (r) => {
           r.nic = { mode: 'nat', network: name, mac };
         });
-        try {
-          ctx.network = await ctx.client.networkLookupByName(name);
-          if (!(await ctx.client.networkIsActive(ctx.network))) await ctx.client.networkCreate(ctx.network);
-          report.title(`Network ${name}`);
-          return;
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
-        const used = [...(await hostRoutesAndAddresses(ctx.guestNetns ? { netns: ctx.guestNetns } : {})).used];
-        for (const n of await ctx.client.connectListAllNetworks()) used.push(...networkXmlSubnets(await ctx.client.networkGetXmlDesc(n)));
-        const configured = ctx.machine.network.subnet;
-        const subnet = configured !== undefined ? parseCidr(configured) : pickFreeSubnet(used);
-        if (subnet === undefined) throw new UserError('no free private subnet left for the management network', { hint: "Set one with 'network: { subnet: … }'." });
-        const a = networkAddresses(subnet);
-        ctx.network = await ctx.client.networkDefineXml(
-          networkXml({ name, forward: { mode: 'nat' }, ipv4: { address: a.gateway, prefix: a.prefix, dhcp: { range: { start: a.dhcpStart, end: a.dhcpEnd } } } }),
-        );
-        await save(ctx, (r) => r.networks.push({ name, created: true }));
-        await ctx.client.networkSetAutostart(ctx.network, true);
-        await ctx.client.networkCreate(ctx.network);
-        report.title(`Network ${name} (${a.gateway}/${a.prefix}, created)`);
+        const ensured = await ensureNatNetwork(ctx.client, name, { subnet: ctx.machine.network.subnet, guestNetns: ctx.guestNetns, signal });
+        ctx.network = ensured.network;
+        await save(ctx, (r) => r.networks.push({ name, created: ensured.owned }));
+        report.title(`Network ${name}${ensured.createdWith ? ` (${ensured.createdWith}, created)` : ''}`);
       },
       async rollback(ctx) {
-        for (const n of ctx.record.networks.filter((x) => x.created)) {
-          const net = await ctx.client.networkLookupByName(n.name).catch(() => undefined);
-          if (!net) continue;
-          await ctx.client.networkDestroy(net).catch(() => undefined);
-          await ctx.client.networkUndefine(net);
-        }
+        // Only when no other machine uses it: a parallel up may have joined it.
+        for (const n of ctx.record.networks.filter((x) => x.created)) await removeNetworkIfUnused(ctx.client, n.name);
         await save(ctx, (r) => {
           r.networks = [];
         });

@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { networkXml } from '../../../src/libvirt/xml/index.js';
+import { isVmenvNetworkXml, vmenvBridgeName } from '../../../src/machine/network.js';
+
+describe("vmenv's mark on its networks", () => {
+  it('is a bridge name of at most 15 characters, stable per network name', () => {
+    expect(vmenvBridgeName('vmenv')).toMatch(/^vmenv-[0-9a-f]{8}$/);
+    expect(vmenvBridgeName('vmenv').length).toBeLessThanOrEqual(15);
+    expect(vmenvBridgeName('vmenv')).toBe(vmenvBridgeName('vmenv'));
+    expect(vmenvBridgeName('other')).not.toBe(vmenvBridgeName('vmenv'));
+  });
+
+  it("is recognised in the network's XML, and nothing else is", () => {
+    const ours = networkXml({ name: 'vmenv', bridge: { name: vmenvBridgeName('vmenv') }, forward: { mode: 'nat' } });
+    expect(isVmenvNetworkXml(ours)).toBe(true);
+    expect(isVmenvNetworkXml(ours.replace(/'/g, '"'))).toBe(true);
+    expect(isVmenvNetworkXml(networkXml({ name: 'default', bridge: { name: 'virbr0' }, forward: { mode: 'nat' } }))).toBe(false);
+    expect(isVmenvNetworkXml(networkXml({ name: 'x', bridge: { name: 'vmenv-bridge' } }))).toBe(false);
+    expect(isVmenvNetworkXml("<network><name>vmenv-12345678</name><bridge name='virbr1'/></network>")).toBe(false);
+  });
+});
