@@ -14,8 +14,8 @@ describe("vmenv's mark on its networks", () => {
     const ours = networkXml({ name: 'vmenv', bridge: { name: vmenvBridgeName('vmenv') }, forward: { mode: 'nat' }, ipv4: { address: '192.0.2.1', prefix: 24 } });
     expect(isVmenvNetworkXml(ours)).toBe(true);
     expect(isVmenvNetworkXml(ours.replace(/'/g, '"'))).toBe(true);
-    expect(isVmenvNetworkXml(networkXml({ name: 'default', bridge: { name: 'virbr0' } }))).toBe(false);
-    expect(isVmenvNetworkXml(networkXml({ name: 'x', bridge: { name: 'vmenv-bridge' } }))).toBe(false);
+    expect(isVmenvNetworkXml(networkXml({ name: 'default', bridge: { name: 'virbr0' }, ipv4: { address: '192.0.2.1', prefix: 24 } }))).toBe(false);
+    expect(isVmenvNetworkXml(networkXml({ name: 'x', bridge: { name: 'vmenv-bridge' }, ipv4: { address: '192.0.2.1', prefix: 24 } }))).toBe(false);
     expect(isVmenvNetworkXml("<network><name>vmenv-12345678</name><bridge name='virbr1'/></network>")).toBe(false);
   });
 });
