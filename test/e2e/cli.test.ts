@@ -18,15 +18,9 @@ function vmenv(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return runVmenv(args, { env });
 }
 
-/** Commands that exist as topics but are not built yet, with arguments they need to parse. */
-const notBuilt: Array<{ id: string; args: string[] }> = [
-  { id: 'provision', args: [] },
-  { id: 'reload', args: [] },
-  { id: 'suspend', args: [] },
-  { id: 'resume', args: [] },
-];
-const built = ['up', 'halt', 'destroy', 'ssh', 'ssh-config', 'status', 'doctor', 'init', 'box build', 'box add', 'box list', 'box remove'];
-const allCommands = [...notBuilt.map((c) => c.id), ...built];
+/** The machine commands: each needs a project. */
+const machineCommands = ['up', 'halt', 'destroy', 'ssh', 'ssh-config', 'status', 'provision', 'rsync', 'reload', 'suspend', 'resume'];
+const allCommands = [...machineCommands, 'global-status', 'doctor', 'init', 'box build', 'box add', 'box list', 'box remove'];
 
 beforeAll(() => {
   if (!existsSync(join(root, 'dist', 'commands', 'doctor.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
@@ -60,12 +54,16 @@ describe('vmenv (built CLI)', () => {
     expect(r.stdout).toContain(`$ vmenv ${id}`);
   });
 
-  it.each(notBuilt)('vmenv $id: not built yet, exits 4 and says so', async ({ id, args }) => {
-    const r = await vmenv([...id.split(' '), ...args]);
-    expect(r.code).toBe(4);
-    expect(r.stderr).toContain(`'vmenv ${id}' is not built yet`);
-    expect(r.stderr).toMatch(/^Hint: It arrives with issue #\d/m);
-    expect(r.stdout).toBe('');
+  it.each(machineCommands)('vmenv %s outside a project says vmenv.yaml is missing and how to make one', async (id) => {
+    const empty = mkdtempSync(join(tmpdir(), 'vmenv-noproject-'));
+    try {
+      const r = await vmenv([id, '--cwd', empty, ...(id === 'destroy' ? ['-f'] : [])]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('vmenv.yaml');
+      expect(r.stderr).toMatch(/^Hint: .*vmenv init/m);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it('an error of a command run with --json is printed as JSON', async () => {
