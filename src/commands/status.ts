@@ -1,36 +1,25 @@
-import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
 import { cwdFlag, machinesArg } from '../ui/machine-flags.js';
 import { machineNames, projectMachines } from '../ui/project.js';
 
 export default class Status extends BaseCommand {
   static override summary = 'Show the state of the machines.';
-  static override description = `For each machine: its state (not created, running, paused, saved, shut off), its libvirt domain and host, its IP address and where that came from (DHCP lease, guest agent, user-mode forward). --all lists every machine vmenv knows on this host, from every project. With --json, prints the same as data.`;
+  static override description = `For each machine: its state (not created, running, paused, saved, shut off), its libvirt domain and host, its IP address and where that came from (DHCP lease, guest agent, user-mode forward). 'vmenv global-status' lists the machines of every project. With --json, prints the same as data.`;
 
   static override enableJsonFlag = true;
   static override examples = [
     { description: "Show the project's machines.", command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Show every machine vmenv knows, as JSON.', command: '<%= config.bin %> <%= command.id %> --all --json' },
+    { description: 'Show one machine, as JSON.', command: '<%= config.bin %> <%= command.id %> web --json' },
   ];
 
   static override args = machinesArg;
   static override strict = false;
   static override flags = {
     ...cwdFlag,
-    all: Flags.boolean({ char: 'a', description: 'Every machine in the global machine index, from all projects.' }),
   };
 
   async run(): Promise<unknown> {
     const { argv, flags } = await this.parse(Status);
-    if (flags.all) {
-      const { readMachineIndex } = await import('../box/store.js');
-      const entries = await readMachineIndex();
-      if (!this.jsonEnabled()) {
-        if (entries.length === 0) this.log('No machines.');
-        for (const e of entries) this.log(`${e.machine.padEnd(16)} ${(e.state ?? '').padEnd(12)} ${e.project}  (${e.domain} on ${e.uri})`);
-      }
-      return { machines: entries };
-    }
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
     const { forEachMachine, machineStatus } = await import('../machine/lifecycle.js');
     const { ProjectState } = await import('../project/state.js');

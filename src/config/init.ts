@@ -135,34 +135,6 @@ export function answerProblem(field: keyof InitAnswers, value: string): string |
   }
 }
 
-/** Asks one question; resolves with the answer ('' for the default). */
-export type Ask = (question: string, def: string) => Promise<string>;
-
-const QUESTIONS: Array<[keyof InitAnswers, string]> = [
-  ['box', 'Box'],
-  ['name', 'Machine name'],
-  ['memory', 'Memory (MiB, or with a unit: 2G)'],
-  ['cpus', 'CPUs'],
-];
-
-/** Asks for each answer in turn, again until it is valid. `report` shows what was wrong. */
-export async function askAnswers(ask: Ask, report: (message: string) => void, defaults: InitAnswers = DEFAULT_ANSWERS): Promise<InitAnswers> {
-  const answers = { ...defaults };
-  for (const [field, question] of QUESTIONS) {
-    for (;;) {
-      const given = (await ask(question, defaults[field])).trim();
-      const value = given === '' ? defaults[field] : given;
-      const wrong = answerProblem(field, value);
-      if (wrong === undefined) {
-        answers[field] = value;
-        break;
-      }
-      report(`${question}: ${wrong}`);
-    }
-  }
-  return answers;
-}
-
 export interface InitOptions {
   /** Folder to write vmenv.yaml in. */
   dir: string;
@@ -178,6 +150,13 @@ export interface InitResult {
   /** A vmenv.yaml in a parent folder that this one now takes over from, if any. */
   parent: string | undefined;
 }
+
+const QUESTIONS: Array<[keyof InitAnswers, string]> = [
+  ['box', 'Box'],
+  ['name', 'Machine name'],
+  ['memory', 'Memory (MiB, or with a unit: 2G)'],
+  ['cpus', 'CPUs'],
+];
 
 export function isTemplateName(name: string): name is TemplateName {
   return Object.hasOwn(TEMPLATES, name);

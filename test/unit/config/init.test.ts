@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  askAnswers,
   DEFAULT_ANSWERS,
   type InitAnswers,
   initProject,
@@ -118,33 +117,6 @@ describe('renderTemplate and yamlScalar', () => {
       expect(parse(`k: ${yamlScalar(s)}`)).toEqual({ k: s });
     },
   );
-});
-
-describe('askAnswers', () => {
-  it('takes the defaults for empty answers', async () => {
-    const asked: string[] = [];
-    const result = await askAnswers(
-      async (q, d) => {
-        asked.push(`${q} [${d}]`);
-        return '';
-      },
-      () => undefined,
-    );
-    expect(result).toEqual(DEFAULT_ANSWERS);
-    expect(asked).toEqual(['Box [tiny]', 'Machine name [default]', 'Memory (MiB, or with a unit: 2G) [512]', 'CPUs [1]']);
-  });
-
-  it('asks again until an answer is valid, saying what was wrong', async () => {
-    const script = ['debian-12', 'Web', 'web', '2 gigs', ' 2G ', '0', '2'];
-    const reports: string[] = [];
-    const result = await askAnswers(async () => script.shift() ?? '', (m) => reports.push(m));
-    expect(result).toEqual({ box: 'debian-12', name: 'web', memory: '2G', cpus: '2' });
-    expect(reports).toEqual([
-      "Machine name: machine names are lower-case letters, digits and '-', starting with a letter or digit; got 'Web'",
-      "Memory (MiB, or with a unit: 2G): must be a number of MiB or a size such as 512M or 2G, got '2 gigs'",
-      'CPUs: must be a whole number from 1 to 512, got 0',
-    ]);
-  });
 });
 
 describe('initProject', () => {
