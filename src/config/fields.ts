@@ -346,6 +346,10 @@ export const networkFields = {
     check: subnetProblem,
     examples: ['192.168.121.0/24'],
   }),
+  lease_file: str(
+    "A dnsmasq lease or status file, or a folder of them, read when libvirt's lease API has no answer (relative to the project folder; ~ expands). Default: /var/lib/libvirt/dnsmasq for a libvirt on this host.",
+    { hostPath: true },
+  ),
 } satisfies FieldsOf<NetworkConfig>;
 
 export const sshFields = {

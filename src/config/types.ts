@@ -40,6 +40,8 @@ export interface NetworkConfig {
   name: string | undefined;
   /** IPv4 CIDR (network address, e.g. 192.168.121.0/24); undefined: a free one is picked. */
   subnet: string | undefined;
+  /** Absolute path of a dnsmasq lease/status file or a folder of them; undefined: libvirt's own on a local host. */
+  lease_file: string | undefined;
 }
 
 export interface SshConfig {

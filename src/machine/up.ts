@@ -55,6 +55,13 @@ export function serialLogPath(uri: string, name: string): string | undefined {
   return `/var/log/libvirt/qemu/${name}-serial.log`;
 }
 
+/** The folder of libvirt's dnsmasq lease and status files, when libvirt runs on this host in system mode. */
+export function localLeaseDir(uri: string): string | undefined {
+  if (uri.includes('+') && !uri.startsWith('qemu+unix')) return undefined;
+  if (uri.includes('/session')) return undefined; // session mode has no NAT networks of its own
+  return '/var/lib/libvirt/dnsmasq';
+}
+
 /** The last lines of the guest's serial console, when vmenv can read its log. */
 export async function consoleTail(uri: string, name: string, lines = 25): Promise<string[]> {
   const path = serialLogPath(uri, name);
@@ -286,6 +293,11 @@ export async function machineDomainXml(
   return domainXml(uuid === undefined ? spec : { ...spec, uuid });
 }
 
+function leaseFiles(ctx: UpContext): { leaseFiles?: string } {
+  const path = ctx.machine.network.lease_file ?? localLeaseDir(ctx.client.uri);
+  return path === undefined ? {} : { leaseFiles: path };
+}
+
 /** Finding the IP and waiting for SSH: shared by a new machine and one started again. */
 export function reachSteps(): Step<UpContext>[] {
   return [
@@ -305,6 +317,7 @@ export function reachSteps(): Step<UpContext>[] {
           domain: ctx.domain!,
           mac: ctx.nic!.mac,
           ...(ctx.network ? { network: ctx.network } : {}),
+          ...leaseFiles(ctx),
           timeoutMs: ctx.machine.boot.timeout * 1000,
           signal,
           what: `an IP address for machine '${ctx.machine.name}'`,

@@ -188,12 +188,21 @@ describe('a first up that fails', () => {
     mkdirSync(other, { recursive: true });
     writeFileSync(
       join(other, 'vmenv.yaml'),
-      ['box: tiny', 'memory: 256', `pool: ${host.pool}`, `network: { mode: nat, name: vmenv-e2e-${process.pid} }`, 'boot: { timeout: 2 }', ''].join('\n'),
+      [
+        'box: tiny',
+        'memory: 256',
+        `pool: ${host.pool}`,
+        // The harness's libvirtd keeps its dnsmasq files here (its /var/lib/libvirt is a bind mount).
+        `network: { mode: nat, name: vmenv-e2e-${process.pid}, lease_file: ${host.state}/lib/dnsmasq }`,
+        'boot: { timeout: 2 }',
+        '',
+      ].join('\n'),
     );
     const r = await runVmenv(['up', '--cwd', other], { env, timeoutMs: 300_000 });
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/Timed out after 2\.0 s waiting for an IP address/);
     expect(r.stderr).toContain('lease API:');
+    expect(r.stderr).toMatch(/(status|lease) file \/var\/lib\/vmenv-test-host\/lib\/dnsmasq\/vmenv-[0-9a-f]{8}\.(status|leases): /);
     expect(r.stderr).toMatch(/serial console|console log/);
     const stem = machineResourceName(other, 'default');
     const pool = await client.storagePoolLookupByName(host.pool);

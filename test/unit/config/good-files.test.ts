@@ -64,7 +64,7 @@ const good: Good[] = [
         uri: 'qemu+ssh://me@build1/system?keyfile=~/.ssh/id_ed25519',
         driver: 'kvm',
         pool: 'images',
-        network: { mode: 'nat', name: 'vmenv-net', subnet: '192.168.130.0/24' },
+        network: { mode: 'nat', name: 'vmenv-net', subnet: '192.168.130.0/24', lease_file: undefined },
         ssh: { username: 'debian', port: 2222, private_key_path: '/p/keys/id', insert_key: false },
         synced_folders: [
           // The entry on /vagrant replaces the default in its place (first).
@@ -129,7 +129,7 @@ const good: Good[] = [
         box: { name: 'debian-12', version: '1.0' },
         cpus: 4,
         ssh: { username: 'web', port: 2200, private_key_path: undefined, insert_key: true },
-        network: { mode: 'nat', name: 'webnet', subnet: '10.10.0.0/16' },
+        network: { mode: 'nat', name: 'webnet', subnet: '10.10.0.0/16', lease_file: undefined },
         boot: { machine: 'q35', firmware: 'uefi', timeout: 300 },
         shutdown: { mode: 'acpi', timeout: 10 },
       }),
@@ -139,7 +139,7 @@ const good: Good[] = [
         hostname: 'database',
         cpus: 2,
         ssh: { username: 'ops', port: 2200, private_key_path: undefined, insert_key: true },
-        network: { mode: 'nat', name: undefined, subnet: '10.10.0.0/16' },
+        network: { mode: 'nat', name: undefined, subnet: '10.10.0.0/16', lease_file: undefined },
         boot: { machine: 'pc', firmware: 'uefi', timeout: 300 },
         shutdown: { mode: 'ssh', timeout: 10 },
       }),

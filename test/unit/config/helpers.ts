@@ -36,7 +36,7 @@ export function machine(over: Partial<MachineConfig> = {}): MachineConfig {
     uri: undefined,
     driver: 'auto',
     pool: 'default',
-    network: { mode: undefined, name: undefined, subnet: undefined },
+    network: { mode: undefined, name: undefined, subnet: undefined, lease_file: undefined },
     ssh: { username: 'vagrant', port: 22, private_key_path: undefined, insert_key: true },
     synced_folders: [folder()],
     provision: [],
