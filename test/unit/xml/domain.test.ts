@@ -27,6 +27,20 @@ describe('domainXml', () => {
     expect(xml).not.toContain('<metadata>');
   });
 
+  it('no USB controller and no memory balloon; a NIC has no option ROM unless it is in the boot order', () => {
+    const xml = domainXml({
+      ...base,
+      interfaces: [
+        { type: 'network', network: 'n', mac: '52:54:00:00:00:01' },
+        { type: 'network', network: 'n', mac: '52:54:00:00:00:02', bootOrder: 1 },
+      ],
+    });
+    expect(xpathString(xml, "/domain/devices/controller[@type='usb']/@model")).toBe('none');
+    expect(xpathString(xml, '/domain/devices/memballoon/@model')).toBe('none');
+    expect(xpathString(xml, '/domain/devices/interface[1]/rom/@enabled')).toBe('no');
+    expect(xpathString(xml, 'count(/domain/devices/interface[2]/rom)')).toBe('0');
+  });
+
   it('kvm defaults to host-passthrough', () => {
     expect(xpathString(domainXml({ ...base, type: 'kvm' }), '/domain/cpu/@mode')).toBe('host-passthrough');
     expect(xpathString(domainXml({ ...base, type: 'kvm', cpu: { mode: 'default' } }), 'count(/domain/cpu)')).toBe('0');
