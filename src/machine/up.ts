@@ -249,7 +249,9 @@ export function createMachineSteps(): Step<UpContext>[] {
     },
     {
       title: 'Define and start the domain',
-      async run(ctx) {
+      async run(ctx, _signal, report) {
+        const { note } = await domainType(ctx.machine);
+        if (note) report.title(`Define and start the domain (${note})`);
         ctx.domain = await ctx.client.domainDefineXml(await machineDomainXml(ctx));
         await save(ctx, (r) => {
           r.domain = { name: ctx.domain!.name, uuid: formatUuid(ctx.domain!.uuid) };
@@ -270,6 +272,13 @@ export function createMachineSteps(): Step<UpContext>[] {
   ];
 }
 
+/** kvm where the host can run it, else qemu with the reason why; `driver:` in vmenv.yaml wins. */
+export async function domainType(machine: MachineConfig): Promise<{ type: 'kvm' | 'qemu'; note?: string }> {
+  if (machine.driver !== 'auto') return { type: machine.driver };
+  const virt = await detectVirtualization();
+  return virt.domainType === 'kvm' ? { type: 'kvm' } : { type: 'qemu', note: `software emulation, slower: ${virt.reason ?? 'no usable KVM'}` };
+}
+
 /**
  * The machine's domain XML from its current config and recorded resources; with `uuid`,
  * the definition that replaces an existing domain's (reload).
@@ -278,7 +287,7 @@ export async function machineDomainXml(
   ctx: Pick<UpContext, 'client' | 'project' | 'machine' | 'resourceName' | 'nic'>,
   uuid?: string,
 ): Promise<string> {
-  const type = ctx.machine.driver === 'auto' ? (await detectVirtualization()).domainType : ctx.machine.driver;
+  const { type } = await domainType(ctx.machine);
   const names = machineVolumeNames(ctx.resourceName);
   const log = serialLogPath(ctx.client.uri, ctx.resourceName);
   const spec = machineDomainSpec({
