@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { LibvirtClient } from '../libvirt/client.js';
-import { DomainShutdownFlags, DomainState, DomainUndefineFlags } from '../libvirt/constants.js';
+import { DomainEventType, DomainShutdownFlags, DomainState, DomainUndefineFlags } from '../libvirt/constants.js';
+import type { DomainRef } from '../libvirt/protocol/types.js';
+import { sleep } from '../util/sleep.js';
 import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
 import { openLibvirt } from '../libvirt/index.js';
 import { unregisterMachine } from '../project/machine-index.js';
@@ -260,21 +262,35 @@ export async function requireRecord(h: MachineHandle): Promise<MachineState> {
   return record;
 }
 
-/** Waits until the domain is shut off, polling its state; false on timeout. */
-async function waitShutoff(h: MachineHandle, name: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+/**
+ * Waits until the domain is shut off: woken by libvirt's lifecycle events (the
+ * "stopped" event), with a slow poll of its state as a backstop; false on timeout.
+ */
+async function waitShutoff(h: MachineHandle, domain: DomainRef, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    signal?.throwIfAborted();
-    try {
-      const d = await h.client.domainLookupByName(name);
-      if ((await h.client.domainGetState(d)).state === DomainState.shutoff) return true;
-    } catch (err) {
-      if (isNotFound(err)) return true;
-      throw err;
+  let wake = new AbortController();
+  const unsubscribe = await h.client
+    .onDomainLifecycle(domain, (e) => {
+      if (e.event === DomainEventType.stopped) wake.abort();
+    })
+    .catch(() => undefined); // no events (an old daemon): the poll alone will do
+  try {
+    while (Date.now() < deadline) {
+      signal?.throwIfAborted();
+      try {
+        if ((await h.client.domainGetState(domain)).state === DomainState.shutoff) return true;
+      } catch (err) {
+        if (isNotFound(err)) return true;
+        throw err;
+      }
+      const both = signal ? AbortSignal.any([signal, wake.signal]) : wake.signal;
+      await sleep(Math.min(1000, Math.max(0, deadline - Date.now())), both).catch(() => undefined);
+      if (wake.signal.aborted) wake = new AbortController();
     }
-    await new Promise((r) => setTimeout(r, 200));
+    return false;
+  } finally {
+    await unsubscribe?.().catch(() => undefined);
   }
-  return false;
 }
 
 /**
@@ -306,17 +322,17 @@ export async function haltMachine(h: MachineHandle, options: { force?: boolean; 
         void session.close().catch(() => undefined);
       }
     }
-    if (!(await waitShutoff(h, record.domain!.name, Math.min(timeoutMs, 2000), options.signal))) {
+    if (!(await waitShutoff(h, live.domain, Math.min(timeoutMs, 2000), options.signal))) {
       await h.client.domainShutdown(live.domain, DomainShutdownFlags.acpiPowerButton).catch((err: unknown) => {
         if (!isOperationInvalid(err)) throw err;
       });
     }
-    if (await waitShutoff(h, record.domain!.name, timeoutMs, options.signal)) return 'graceful';
+    if (await waitShutoff(h, live.domain, timeoutMs, options.signal)) return 'graceful';
   }
   await h.client.domainDestroy(live.domain).catch((err: unknown) => {
     if (!isOperationInvalid(err)) throw err;
   });
-  if (!(await waitShutoff(h, record.domain!.name, 10_000, options.signal))) {
+  if (!(await waitShutoff(h, live.domain, 10_000, options.signal))) {
     throw new TimeoutError(`domain ${record.domain!.name} to power off`, 10_000);
   }
   return 'forced';
