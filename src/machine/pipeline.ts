@@ -53,13 +53,15 @@ export function defaultRenderer(): Renderer {
 
 /**
  * Runs the steps in order, each as a listr2 task showing its elapsed time. If one
- * fails (or the signal aborts), the completed steps are rolled back newest first and
+ * fails (or the signal aborts), that step (which may have made part of its work) and
+ * then the completed steps are rolled back newest first, and
  * the original error is thrown — the step's own error when nothing failed to roll back,
  * a PipelineError listing the leftovers otherwise.
  */
 export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options: PipelineOptions = {}): Promise<void> {
   const signal = options.signal ?? new AbortController().signal;
   const done: Step<C>[] = [];
+  let started: Step<C> | undefined;
   const tasks: ListrTask[] = steps.map((step) => ({
     title: step.title,
     skip: () => step.skip?.(ctx) ?? false,
@@ -75,6 +77,7 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
       };
       // The step honours the signal itself; racing it would start the rollback while
       // it may still be creating something that then would never be undone.
+      started = step;
       await step.run(ctx, signal, report);
       done.push(step);
       signal.throwIfAborted();
@@ -96,7 +99,8 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
     const failed = steps[done.length]?.title ?? 'unknown step';
     if (options.rollbackOnError === false) throw cause;
     const rollbackErrors: { step: string; error: Error }[] = [];
-    for (const step of [...done].reverse()) {
+    const undo = started && !done.includes(started) ? [started, ...[...done].reverse()] : [...done].reverse();
+    for (const step of undo) {
       if (!step.rollback) continue;
       try {
         await step.rollback(ctx);

@@ -43,13 +43,13 @@ describe('runPipeline', () => {
     expect(ctx.log).toEqual(['run a', 'run c']);
   });
 
-  it('rolls back the completed steps newest first and throws the step error', async () => {
+  it('rolls back the failed step, then the completed ones newest first, and throws the step error', async () => {
     const ctx: Ctx = { log: [] };
     const err = await runPipeline([step('volume'), step('seed', { noRollback: true }), step('domain'), step('ip', { fail: true })], ctx, {
       renderer: 'silent',
     }).catch((e: unknown) => e);
     expect((err as Error).message).toBe('ip failed');
-    expect(ctx.log).toEqual(['run volume', 'run seed', 'run domain', 'rollback domain', 'rollback volume']);
+    expect(ctx.log).toEqual(['run volume', 'run seed', 'run domain', 'rollback ip', 'rollback domain', 'rollback volume']);
   });
 
   it('keeps going when a rollback fails and reports what was left', async () => {
@@ -64,7 +64,7 @@ describe('runPipeline', () => {
     expect(pe.step).toBe('c');
     expect(pe.cause.message).toBe('c failed');
     expect(pe.rollbackErrors.map((r) => r.step)).toEqual(['b']);
-    expect(rolled).toEqual(['b: cannot undo b', 'a']);
+    expect(rolled).toEqual(['c', 'b: cannot undo b', 'a']);
   });
 
   it('leaves everything in place with rollbackOnError: false', async () => {
