@@ -3,7 +3,7 @@
  * document, valid for libvirt 9.0's domain schema. Pure: no I/O, same spec → same text.
  */
 import { XmlSpecError } from './errors.js';
-import { normalizePortForward, userNetQemuArgs } from './qemu-args.js';
+import { normalizePortForward, USER_NIC_TOP_SLOT, userNetQemuArgs } from './qemu-args.js';
 import type { NicModel, PortForward } from './qemu-args.js';
 import {
   checkAbsPath,
@@ -374,6 +374,8 @@ function interfaceXml(n: InterfaceSpec, i: number, userIndex: number, boots: Boo
       }
       const spec = {
         id: `vmenv-user${userIndex}`,
+        // A fixed slot libvirt leaves free, from the top down: libvirt numbers its own devices from slot 1 up.
+        pciSlot: USER_NIC_TOP_SLOT - userIndex,
         portForwards: forwards,
         ...(n.mac === undefined ? {} : { mac: n.mac }),
         ...(n.model === undefined ? {} : { model: n.model }),

@@ -33,7 +33,12 @@ export interface UserNetArgsSpec {
   /** QEMU bootindex for network boot (same meaning as libvirt's `<boot order>`). */
   bootOrder?: number;
   portForwards?: readonly PortForward[];
+  /** PCI slot on the root bus (1-31), so the NIC never takes one libvirt assigns to its own devices. */
+  pciSlot?: number;
 }
+
+/** The slot of the first user-mode NIC; more go downwards. */
+export const USER_NIC_TOP_SLOT = 0x1e;
 
 const QEMU_DEVICE: Readonly<Record<NicModel, string>> = {
   virtio: 'virtio-net-pci',
@@ -81,5 +86,6 @@ export function userNetQemuArgs(spec: UserNetArgsSpec, field = 'interface'): str
   const dev = [device, `netdev=${qemuOptValue(spec.id)}`];
   if (spec.mac !== undefined) dev.push(`mac=${checkMac(`${field}.mac`, spec.mac)}`);
   if (spec.bootOrder !== undefined) dev.push(`bootindex=${checkPositiveInt(`${field}.bootOrder`, spec.bootOrder)}`);
+  if (spec.pciSlot !== undefined) dev.push(`addr=0x${checkIntRange(`${field}.pciSlot`, spec.pciSlot, 1, 31).toString(16)}`);
   return ['-netdev', netdev.join(','), '-device', dev.join(',')];
 }

@@ -75,11 +75,11 @@ describe('domainXml', () => {
       '-netdev',
       'user,id=vmenv-user0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.2:6000-:60',
       '-device',
-      'e1000,netdev=vmenv-user0,bootindex=3',
+      'e1000,netdev=vmenv-user0,bootindex=3,addr=0x1e',
       '-netdev',
       'user,id=vmenv-user1,hostfwd=tcp:127.0.0.1:8080-:80',
       '-device',
-      'virtio-net-pci,netdev=vmenv-user1,mac=52:54:00:aa:bb:cc',
+      'virtio-net-pci,netdev=vmenv-user1,mac=52:54:00:aa:bb:cc,addr=0x1d',
       '-smp',
       'sockets=1',
     ]);
