@@ -41,7 +41,7 @@ const load = (p) => import(pathToFileURL(join(dist, p)).href);
 const { openLibvirt, DomainUndefineFlags } = await load('libvirt/index.js');
 const { domainXml, networkXml, volumeXml } = await load('libvirt/xml/index.js');
 const { renderSeed, writeSeedIso } = await load('machine/seed.js');
-const { machineMac } = await load('machine/domain-plan.js');
+const { machineMac, seedDrive } = await load('machine/domain-plan.js');
 const { discoverIp } = await load('net/ip-discovery.js');
 const { hostRoutesAndAddresses, networkAddresses, pickFreeSubnet } = await load('net/subnet.js');
 const { generateMachineKey, memoryHostKeyStore, netnsProxyCommand, waitForSsh } = await load('ssh/index.js');
@@ -223,7 +223,7 @@ try {
         vcpus: 1,
         disks: [
           { source: { kind: 'volume', pool: poolName, volume: overlay.name }, target: 'vda', bootOrder: 1 },
-          { source: { kind: 'volume', pool: poolName, volume: seed.name }, device: 'cdrom', bus: 'sata', target: 'sda' },
+          { source: { kind: 'volume', pool: poolName, volume: seed.name }, device: 'cdrom', ...seedDrive(v.spec.machine ?? 'pc') },
         ],
         interfaces: [{ type: 'network', network: v.network.name, mac }],
         serial: { logFile: log },

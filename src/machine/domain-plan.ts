@@ -38,7 +38,16 @@ export function machineMac(resourceName: string, nic = 0): string {
   return ['52', '54', '00', h[0]!, h[1]!, h[2]!].map((b) => (typeof b === 'string' ? b : b.toString(16).padStart(2, '0'))).join(':');
 }
 
-/** Extra disks: virtio ones become vdb, vdc, …; SATA and SCSI share sdb, sdc, … (sda is the seed). */
+/**
+ * Where the NoCloud seed CD-ROM goes: the IDE controller that a `pc` machine always
+ * has, so no extra controller is added and probed at boot (an AHCI controller costs
+ * the tiny box ~0.5 s under TCG); `q35` has no IDE, but a SATA (AHCI) controller built in.
+ */
+export function seedDrive(machineType: string): { bus: 'ide' | 'sata'; target: string } {
+  return /^(pc-)?q35(\b|-|$)/.test(machineType) ? { bus: 'sata', target: 'sda' } : { bus: 'ide', target: 'hdc' };
+}
+
+/** Extra disks: virtio ones become vdb, vdc, …; SATA and SCSI share sdb, sdc, … (sda: the seed on q35). */
 function extraDisks(plan: DomainPlan): DiskSpec[] {
   const next: Record<'vd' | 'sd', number> = { vd: 1, sd: 1 };
   return plan.machine.disks.map((d, i): DiskSpec => {
@@ -85,7 +94,7 @@ export function machineDomainSpec(plan: DomainPlan): DomainSpec {
       { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.root }, target: 'vda', format: 'qcow2', bootOrder: 1 },
       ...extraDisks(plan),
       // The NoCloud seed: a read-only cdrom labelled cidata.
-      { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.seed }, device: 'cdrom', bus: 'sata', target: 'sda', format: 'raw' },
+      { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.seed }, device: 'cdrom', ...seedDrive(m.boot.machine), format: 'raw' },
     ],
     interfaces: [managementInterface(plan)],
     filesystems: shares(plan),

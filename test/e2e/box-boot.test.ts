@@ -25,7 +25,7 @@ import {
   type StorageVolRef,
 } from '../../src/libvirt/index.js';
 import { domainXml, networkXml, volumeXml } from '../../src/libvirt/xml/index.js';
-import { machineMac } from '../../src/machine/domain-plan.js';
+import { machineMac, seedDrive } from '../../src/machine/domain-plan.js';
 import { renderSeed, writeSeedIso } from '../../src/machine/seed.js';
 import { discoverIp } from '../../src/net/ip-discovery.js';
 import { hostRoutesAndAddresses, networkAddresses, pickFreeSubnet } from '../../src/net/subnet.js';
@@ -171,7 +171,8 @@ describe('the tiny box', () => {
         vcpus: 1,
         disks: [
           { source: { kind: 'volume', pool: host.pool, volume: overlay.name }, target: 'vda', bootOrder: 1 },
-          { source: { kind: 'volume', pool: host.pool, volume: seed.name }, device: 'cdrom', bus: 'sata', target: 'sda' },
+          // where `vmenv up` puts it
+          { source: { kind: 'volume', pool: host.pool, volume: seed.name }, device: 'cdrom', ...seedDrive('pc') },
         ],
         interfaces: [{ type: 'network', network: name, mac }],
         serial: { logFile: `/var/log/libvirt/qemu/${name}-serial.log` },

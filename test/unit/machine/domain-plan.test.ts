@@ -29,12 +29,12 @@ describe('machineMac', () => {
 });
 
 describe('machineDomainSpec', () => {
-  it('boots the root overlay first, with the seed as a SATA cdrom and the NIC on the NAT network', () => {
+  it('boots the root overlay first, with the seed as an IDE cdrom and the NIC on the NAT network', () => {
     const spec = machineDomainSpec(plan('box: tiny\nmemory: 1G\ncpus: 2\n', { mode: 'nat', network: 'vmenv-net', mac: '52:54:00:aa:bb:cc' }));
     expect(spec).toMatchObject({ name: 'shop_web_0a1b2c3d', type: 'qemu', memoryMiB: 1024, vcpus: 2, machine: 'pc' });
     expect(spec.disks).toEqual([
       { source: { kind: 'volume', pool: 'default', volume: 'shop_web_0a1b2c3d.qcow2' }, target: 'vda', format: 'qcow2', bootOrder: 1 },
-      { source: { kind: 'volume', pool: 'default', volume: 'shop_web_0a1b2c3d-seed.iso' }, device: 'cdrom', bus: 'sata', target: 'sda', format: 'raw' },
+      { source: { kind: 'volume', pool: 'default', volume: 'shop_web_0a1b2c3d-seed.iso' }, device: 'cdrom', bus: 'ide', target: 'hdc', format: 'raw' },
     ]);
     expect(spec.interfaces).toEqual([{ type: 'network', network: 'vmenv-net', mac: '52:54:00:aa:bb:cc' }]);
     expect(spec.metadata).toEqual({ projectPath: '/home/ann/shop', machine: 'default', box: 'tiny' });
@@ -43,7 +43,13 @@ describe('machineDomainSpec', () => {
   it('names extra disks per bus, after the root disk and the seed', () => {
     const yaml = 'box: tiny\ndisks:\n  - { size: 1G }\n  - { size: 2G, bus: sata }\n  - { size: 1G }\n  - { size: 1G, bus: scsi }\n';
     const spec = machineDomainSpec(plan(yaml, { mode: 'nat', network: 'n', mac: '52:54:00:00:00:01' }));
-    expect(spec.disks!.map((d) => d.target)).toEqual(['vda', 'vdb', 'sdb', 'vdc', 'sdc', 'sda']);
+    expect(spec.disks!.map((d) => d.target)).toEqual(['vda', 'vdb', 'sdb', 'vdc', 'sdc', 'hdc']);
+  });
+
+  it('puts the seed on SATA on a q35 machine, which has no IDE', () => {
+    const spec = machineDomainSpec(plan('box: tiny\nboot:\n  machine: q35\n', { mode: 'nat', network: 'n', mac: '52:54:00:00:00:06' }));
+    expect(spec.disks![1]).toMatchObject({ device: 'cdrom', bus: 'sata', target: 'sda' });
+    validateXml(domainXml(spec), 'domain');
   });
 
   it('forwards SSH and the configured ports from 127.0.0.1 in user mode', () => {
