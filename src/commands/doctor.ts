@@ -1,24 +1,33 @@
 import { Flags } from '@oclif/core';
+import { projectCwd } from '../config/load.js';
 import { BaseCommand } from '../ui/base-command.js';
+import { cwdFlag } from '../ui/machine-flags.js';
 import type { DoctorReport } from '../host/doctor.js';
 
 export default class Doctor extends BaseCommand {
-  static override summary = 'Check that this host can run vmenv.';
-  static override description = `Reports the Node.js version; whether guests can use hardware virtualization (kvm: the CPU has vmx/svm and /dev/kvm opens read-write) or will run under QEMU's software emulation, and why; the host programs vmenv runs (qemu-system-x86_64, qemu-img, rsync, ssh, an ISO writer; virsh is optional); and whether libvirt answers at the URI. Each problem comes with how to fix it.
+  static override summary = 'Check that this host can run vmenv, and say how to fix what cannot.';
+  static override description = `Checks, each with what it found and a fix:
+- libvirt answers at the URI (--uri, else the project's "uri", else vmenv's default choice), and if not why: socket missing, permission denied, daemon down, session daemon not started;
+- the storage pool (the project's "pool", else "default") exists and is active, and QEMU's user (libvirt's qemu.conf user, libvirt-qemu on Debian) can reach its folder: search permission on every folder above it;
+- hardware virtualization (vmx/svm and /dev/kvm), or software emulation (domain type qemu, much slower);
+- the host programs vmenv runs: qemu-system-x86_64, qemu-img, rsync, ssh, an ISO writer (genisoimage, xorriso or mkisofs), with the package to install;
+- the management network's subnet is free, or which host route, address or libvirt network it collides with;
+- stale vmenv resources (domains, volumes, networks whose project is gone), which 'vmenv prune' removes.
 
-Exits 0 when nothing failed (warnings allowed), 1 otherwise.`;
+Run in a project folder, it checks that project's settings. Exits 0 when nothing failed (warnings allowed), 3 when libvirt cannot be reached, 1 when another check failed.`;
 
   static override enableJsonFlag = true;
   static override examples = [
-    { description: 'Check this host.', command: '<%= config.bin %> <%= command.id %>' },
+    { description: 'Check this host (and the project here, if any).', command: '<%= config.bin %> <%= command.id %>' },
     { description: 'Check a libvirt daemon on another host.', command: '<%= config.bin %> <%= command.id %> --uri qemu+ssh://me@build1/system' },
     { description: 'Get the checks as JSON.', command: '<%= config.bin %> <%= command.id %> --json' },
   ];
 
   static override flags = {
+    ...cwdFlag,
     uri: Flags.string({
       description:
-        'libvirt URI to check (default: $VMENV_LIBVIRT_URI, $LIBVIRT_DEFAULT_URI, qemu:///system if reachable, else qemu:///session).',
+        "libvirt URI to check (default: the project's uri, $VMENV_LIBVIRT_URI, $LIBVIRT_DEFAULT_URI, qemu:///system if reachable, else qemu:///session).",
       helpValue: '<uri>',
     }),
     timeout: Flags.integer({
@@ -31,31 +40,10 @@ Exits 0 when nothing failed (warnings allowed), 1 otherwise.`;
 
   async run(): Promise<DoctorReport> {
     const { flags } = await this.parse(Doctor);
-    const { runDoctor } = await import('../host/doctor.js');
-    const report = await runDoctor({ uri: flags.uri, timeoutMs: flags.timeout * 1000 });
-    if (!this.jsonEnabled()) this.log(renderReport(report, process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined));
-    if (!report.ok) process.exitCode = 1;
+    const [{ runDoctor }, { renderDoctorReport }] = await Promise.all([import('../host/doctor.js'), import('../host/report.js')]);
+    const report = await runDoctor({ cwd: projectCwd(flags.cwd), uri: flags.uri, timeoutMs: flags.timeout * 1000 });
+    if (!this.jsonEnabled()) this.log(renderDoctorReport(report, { color: process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined }));
+    process.exitCode = report.exitCode;
     return report;
   }
-}
-
-function renderReport(report: DoctorReport, color: boolean): string {
-  const paint = (code: string, text: string): string => (color ? `\u001B[${code}m${text}\u001B[0m` : text);
-  const label = { ok: paint('32', ' ok '), warn: paint('33', 'warn'), fail: paint('1;31', 'FAIL') } as const;
-  const width = Math.max(...report.checks.map((c) => c.name.length));
-  const lines: string[] = [];
-  for (const check of report.checks) {
-    lines.push(`[${label[check.status]}] ${check.name.padEnd(width)}  ${check.detail}`);
-    if (check.fix !== null) lines.push(`       ${''.padEnd(width)}  fix: ${check.fix}`);
-  }
-  const fails = report.checks.filter((c) => c.status === 'fail').length;
-  const warns = report.checks.filter((c) => c.status === 'warn').length;
-  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
-  lines.push('');
-  lines.push(
-    fails === 0
-      ? `Ready: guests will run as '${report.domainType}' domains${warns > 0 ? ` (${plural(warns, 'warning')})` : ''}.`
-      : `${plural(fails, 'problem')} to fix${warns > 0 ? `, ${plural(warns, 'warning')}` : ''}.`,
-  );
-  return lines.join('\n');
 }

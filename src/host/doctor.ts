@@ -1,12 +1,18 @@
-import { type LibvirtProbe, probeLibvirt } from './libvirt-probe.js';
+import { readMachineIndex } from '../box/store.js';
+import type { LibvirtClient } from '../libvirt/client.js';
+import { usesUserDaemon, type LibvirtUri } from '../libvirt/uri.js';
+import { localStaleReason } from '../project/global-status.js';
+import type { StaleResources } from '../machine/stale.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, reachLibvirt, type LibvirtProbe } from './libvirt-probe.js';
 import { type ToolLookup, hostTools, lookupTool } from './tools.js';
 import { type Virtualization, detectVirtualization } from './virtualization.js';
+import { checkTarget, type CheckTarget } from './target.js';
 
 /**
  * Host checks for `vmenv doctor`: is this machine able to run vmenv? Each check says
  * what it found and, when something is wrong, what to do about it.
  */
-export type CheckStatus = 'ok' | 'warn' | 'fail';
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
 export interface Check {
   name: string;
@@ -14,14 +20,24 @@ export interface Check {
   detail: string;
   /** What to do when status is not ok; null when there is nothing to do. */
   fix: string | null;
+  /** A word for scripts saying why (libvirt: socket-missing, daemon-down, …). */
+  cause?: string;
+  /** Lines listed under the check (the stale resources). */
+  items?: string[];
 }
 
 export interface DoctorReport {
   /** No check failed (warnings allowed). */
   ok: boolean;
+  /** 0: nothing failed; 3: libvirt cannot be reached; 1: another check failed. */
+  exitCode: 0 | 1 | 3;
   /** libvirt domain type guests will get on this host. */
   domainType: 'kvm' | 'qemu';
+  /** The libvirt URI checked. */
+  uri: string;
   checks: Check[];
+  /** The stale resources found, when libvirt could be asked. */
+  stale?: StaleResources;
 }
 
 export const MIN_NODE_MAJOR = 20;
@@ -51,7 +67,7 @@ export function virtualizationCheck(v: Virtualization): Check {
   return {
     name: 'virtualization',
     status: 'warn',
-    detail: `qemu (software emulation, much slower): ${v.reason ?? 'hardware virtualization is not usable'}`,
+    detail: `qemu: guests run under software emulation (domain type 'qemu'), many times slower than kvm, because ${v.reason ?? 'hardware virtualization is not usable'}`,
     fix: v.fix ?? null,
   };
 }
@@ -73,30 +89,187 @@ export function toolCheck(lookup: ToolLookup): Check {
 export function libvirtCheck(probe: LibvirtProbe): Check {
   if (probe.ok) {
     const host = probe.hostname === undefined ? '' : ` on ${probe.hostname}`;
-    return { name: 'libvirt', status: 'ok', detail: `libvirt ${probe.version ?? '?'} at ${probe.uri}${host}`, fix: null };
+    const note = probe.note === undefined ? '' : `; ${probe.note}`;
+    return { name: 'libvirt', status: 'ok', detail: `libvirt ${probe.version ?? '?'} at ${probe.uri}${host} (${probe.reason})${note}`, fix: null };
   }
-  return {
+  const check: Check = {
     name: 'libvirt',
     status: 'fail',
-    detail: `cannot use libvirt at ${probe.uri}: ${probe.error ?? 'unknown error'}`,
+    detail: `cannot use libvirt at ${probe.uri} (${probe.reason}): ${probe.error ?? 'unknown error'}`,
     fix:
       probe.hint ??
       'Install libvirt (sudo apt-get install libvirt-daemon-system for qemu:///system, or libvirt-daemon for qemu:///session) and check the URI (--uri).',
   };
+  if (probe.cause !== undefined) check.cause = probe.cause;
+  return check;
+}
+
+export function projectCheck(target: CheckTarget): Check | undefined {
+  if (target.projectError !== undefined) {
+    const first = target.projectError.message.split('\n').slice(0, 3).join(' ').replace(/\s+/g, ' ');
+    return {
+      name: 'project',
+      status: 'fail',
+      detail: `${first} — the checks below use vmenv's defaults`,
+      fix: "Fix vmenv.yaml ('vmenv up' stops on it); 'vmenv up' shows every problem with its line.",
+    };
+  }
+  const p = target.project;
+  if (p === undefined) return undefined;
+  const which = p.machines.length > 1 ? `; checking machine '${p.machine}'s settings` : '';
+  const detail = `${p.path}: machine${p.machines.length === 1 ? '' : 's'} ${p.machines.join(', ')}${which}`;
+  if (p.warnings.length > 0) return { name: 'project', status: 'warn', detail: `${detail}; ${p.warnings.join('; ')}`, fix: 'See the warnings in vmenv.yaml.' };
+  return { name: 'project', status: 'ok', detail, fix: null };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** The stale check: what `vmenv prune` would remove. Pure. */
+export function staleCheck(stale: StaleResources, indexStale: ReadonlyArray<{ machine: string; project: string; reason: string }>, pruneCommand = 'vmenv prune'): Check {
+  const items = [
+    ...stale.domains.map((d) => `domain ${d.name}: ${d.reason}`),
+    ...stale.volumes.map((v) => `volume ${v.pool}/${v.name}: ${v.reason}`),
+    ...stale.networks.map((n) => `network ${n.name}: ${n.reason}`),
+    ...indexStale.map((e) => `index entry ${e.machine} (${e.project}): ${e.reason}`),
+  ];
+  if (items.length === 0) {
+    return { name: 'stale', status: 'ok', detail: `no stale vmenv domains, volumes or networks on ${stale.uri}; the machine index lists no vanished project`, fix: null };
+  }
+  const parts = [
+    stale.domains.length > 0 ? plural(stale.domains.length, 'domain') : '',
+    stale.volumes.length > 0 ? plural(stale.volumes.length, 'volume') : '',
+    stale.networks.length > 0 ? plural(stale.networks.length, 'network') : '',
+    indexStale.length > 0 ? plural(indexStale.length, 'machine index entry').replace(/entrys$/, 'entries') : '',
+  ].filter((s) => s !== '');
+  return {
+    name: 'stale',
+    status: 'warn',
+    detail: `left behind by projects that are gone, on ${stale.uri}: ${parts.join(', ')}`,
+    fix: `${pruneCommand} (${pruneCommand} --dry-run lists what it would remove)`,
+    items,
+  };
+}
+
+function skipped(name: string, why: string): Check {
+  return { name, status: 'skip', detail: `not checked: ${why}`, fix: null };
+}
+
+/** The exit code for a set of checks: 3 when libvirt cannot be reached, 1 for another failure. Pure. */
+export function doctorExitCode(checks: readonly Check[]): 0 | 1 | 3 {
+  if (checks.some((c) => c.name === 'libvirt' && c.status === 'fail')) return 3;
+  return checks.some((c) => c.status === 'fail') ? 1 : 0;
 }
 
 export interface DoctorOptions {
+  /** The folder to look for a project from (default: the current one). */
+  cwd?: string;
   uri?: string | undefined;
   timeoutMs?: number;
   pathEnv?: string;
 }
 
+/** Runs `work` with a deadline; a check that errs or runs out of time fails with what happened. */
+async function guarded(name: string, timeoutMs: number, work: () => Promise<Check>): Promise<Check> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<Check>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ name, status: 'fail', detail: `libvirt did not answer within ${(timeoutMs / 1000).toFixed(0)} s`, fix: 'Is the daemon overloaded? Try again, or raise --timeout.' }),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([
+      work().catch((err: unknown): Check => ({ name, status: 'fail', detail: `cannot check: ${err instanceof Error ? err.message : String(err)}`, fix: 'Run it again; if it persists, file a bug with this message.' })),
+      deadline,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The environment variable naming the network namespace guests are reached from (src/machine/lifecycle.ts). */
+const GUEST_NETNS_ENV = 'VMENV_GUEST_NETNS';
+
+async function libvirtChecks(
+  client: LibvirtClient,
+  parsed: LibvirtUri,
+  target: CheckTarget,
+  virt: Virtualization,
+  timeoutMs: number,
+): Promise<{ checks: Check[]; stale?: StaleResources }> {
+  const [{ gatherPoolFacts, poolCheck }, { gatherNetworkFacts, networkCheck }, { detectStale }] = await Promise.all([
+    import('./pool-check.js'),
+    import('./network-check.js'),
+    import('../machine/stale.js'),
+  ]);
+  const local = parsed.transport === 'unix';
+  const uri = client.uri;
+  const userDaemon = usesUserDaemon(parsed, process.getuid?.() ?? 0);
+  const mode = target.network.mode ?? (uri.includes('/session') ? 'user' : 'nat');
+  const modeSource = target.network.mode !== undefined ? 'network.mode in vmenv.yaml' : `the default for ${uri.includes('/session') ? 'qemu:///session' : 'a system libvirt'}`;
+  let stale: StaleResources | undefined;
+  const pruneCommand = target.uriReason === 'given with --uri' ? `vmenv prune --uri '${uri}'` : 'vmenv prune';
+
+  const checks = await Promise.all([
+    guarded('pool', timeoutMs, async () =>
+      poolCheck(await gatherPoolFacts(client, { name: target.pool, source: target.poolSource, uri, local, userDaemon, domainType: virt.domainType })),
+    ),
+    guarded('network', timeoutMs, async () =>
+      networkCheck(
+        await gatherNetworkFacts(client, {
+          uri,
+          mode,
+          modeSource,
+          name: target.network.name,
+          configuredSubnet: target.network.subnet,
+          local,
+          netns: process.env[GUEST_NETNS_ENV] || undefined,
+        }),
+      ),
+    ),
+    guarded('stale', timeoutMs, async () => {
+      const projects = target.project === undefined ? [] : [{ dir: target.project.dir, machines: target.project.machines }];
+      const [found, index] = await Promise.all([detectStale(client, { local, projects }), readMachineIndex().catch(() => [])]);
+      stale = found.stale;
+      const indexStale: Array<{ machine: string; project: string; reason: string }> = [];
+      for (const e of index) {
+        const reason = await localStaleReason(e);
+        if (reason !== undefined) indexStale.push({ machine: e.machine, project: e.project, reason });
+      }
+      return staleCheck(found.stale, indexStale, pruneCommand);
+    }),
+  ]);
+  return stale === undefined ? { checks } : { checks, stale };
+}
+
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
-  const [virt, tools, probe] = await Promise.all([
+  const timeoutMs = options.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+  const target = await checkTarget(options.cwd ?? process.cwd(), options.uri);
+  const reachOptions = { timeoutMs, ...(target.uri !== undefined ? { uri: target.uri } : {}), ...(target.uriReason !== undefined ? { uriReason: target.uriReason } : {}) };
+  const [virt, tools, reached] = await Promise.all([
     detectVirtualization(),
     Promise.all(hostTools.map((tool) => lookupTool(tool, options.pathEnv))),
-    probeLibvirt(options.uri, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    reachLibvirt(reachOptions),
   ]);
-  const checks = [nodeCheck(), virtualizationCheck(virt), ...tools.map(toolCheck), libvirtCheck(probe)];
-  return { ok: checks.every((c) => c.status !== 'fail'), domainType: virt.domainType, checks };
+  const project = projectCheck(target);
+  const checks: Check[] = [nodeCheck(), ...(project ? [project] : []), virtualizationCheck(virt), ...tools.map(toolCheck), libvirtCheck(reached.probe)];
+  let stale: StaleResources | undefined;
+  if (reached.client !== undefined && reached.target !== undefined) {
+    try {
+      const more = await libvirtChecks(reached.client, reached.target, target, virt, timeoutMs);
+      checks.push(...more.checks);
+      stale = more.stale;
+    } finally {
+      // A daemon that stopped answering may not answer the close either: do not wait long.
+      await Promise.race([reached.client.close().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+  } else {
+    for (const name of ['pool', 'network', 'stale']) checks.push(skipped(name, 'libvirt cannot be reached'));
+  }
+  const exitCode = doctorExitCode(checks);
+  const report: DoctorReport = { ok: exitCode === 0, exitCode, domainType: virt.domainType, uri: reached.probe.uri, checks };
+  if (stale !== undefined) report.stale = stale;
+  return report;
 }

@@ -61,8 +61,10 @@ describe('virtualization', () => {
 
   it('turns the result into a check: ok for kvm, warn for qemu', () => {
     expect(virtualizationCheck({ domainType: 'kvm', cpuFlag: 'svm' }).status).toBe('ok');
-    const warn = virtualizationCheck({ domainType: 'qemu', reason: 'r', fix: 'f' });
-    expect(warn).toEqual({ name: 'virtualization', status: 'warn', detail: expect.stringContaining('r'), fix: 'f' });
+    const warn = virtualizationCheck({ domainType: 'qemu', reason: 'the CPU does not advertise vmx or svm', fix: 'f' });
+    expect(warn).toEqual({ name: 'virtualization', status: 'warn', detail: expect.stringContaining('the CPU does not advertise vmx or svm'), fix: 'f' });
+    // The consequence is said: software emulation, domain type qemu, slower.
+    expect(warn.detail).toMatch(/software emulation \(domain type 'qemu'\), many times slower/);
   });
 });
 
@@ -125,16 +127,16 @@ describe('node and libvirt checks', () => {
     expect(describeDefaultUri({})).toMatch(/^default/);
   });
 
-  it('turns a probe into a check', () => {
-    expect(libvirtCheck({ ok: true, uri: 'qemu:///session', version: '9.0.0', hostname: 'h' })).toEqual({
+  it('turns a probe into a check, with why this URI and why it failed', () => {
+    expect(libvirtCheck({ ok: true, uri: 'qemu:///session', reason: 'set by $VMENV_LIBVIRT_URI', version: '9.0.0', hostname: 'h' })).toEqual({
       name: 'libvirt',
       status: 'ok',
-      detail: 'libvirt 9.0.0 at qemu:///session on h',
+      detail: 'libvirt 9.0.0 at qemu:///session on h (set by $VMENV_LIBVIRT_URI)',
       fix: null,
     });
-    const fail = libvirtCheck({ ok: false, uri: 'qemu:///system', error: 'ENOENT', hint: 'start it' });
-    expect(fail).toMatchObject({ status: 'fail', fix: 'start it' });
-    expect(fail.detail).toContain('qemu:///system');
-    expect(libvirtCheck({ ok: false, uri: 'u', error: 'e' }).fix).toContain('apt-get install');
+    const fail = libvirtCheck({ ok: false, uri: 'qemu:///system', reason: 'given with --uri', cause: 'daemon-down', error: 'daemon down: …', hint: 'start it' });
+    expect(fail).toMatchObject({ status: 'fail', fix: 'start it', cause: 'daemon-down' });
+    expect(fail.detail).toBe('cannot use libvirt at qemu:///system (given with --uri): daemon down: …');
+    expect(libvirtCheck({ ok: false, uri: 'u', reason: 'r', error: 'e' }).fix).toContain('apt-get install');
   });
 });
