@@ -128,7 +128,7 @@ export function diagnoseSocket(f: SocketFacts): SocketDiagnosis | undefined {
       };
     case 'denied': {
       const o = f.owner;
-      const owned = o === undefined ? '' : ` (${o.path} is ${o.mode} ${o.user}:${o.group})`;
+      const owned = o === undefined ? '' : `; ${o.path} is ${o.mode} ${o.user}:${o.group}`;
       const group = o !== undefined && o.group !== 'root' ? o.group : 'libvirt';
       return {
         cause: 'permission-denied',

@@ -58,7 +58,7 @@ describe('diagnoseSocket', () => {
   it('permission denied names the owner and the group to join', () => {
     const d = diagnoseSocket({ ...system, state: 'denied', owner: { path: '/run/libvirt/libvirt-sock', user: 'root', group: 'libvirt', mode: '0770' } })!;
     expect(d.cause).toBe('permission-denied');
-    expect(d.detail).toContain('(/run/libvirt/libvirt-sock is 0770 root:libvirt)');
+    expect(d.detail).toBe('permission denied: this user may not open /run/libvirt/libvirt-sock; /run/libvirt/libvirt-sock is 0770 root:libvirt');
     expect(d.fix).toMatch(/^sudo usermod -aG libvirt \$USER, then log in again/);
   });
 
