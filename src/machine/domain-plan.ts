@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { MachineConfig } from '../config/types.js';
+import type { PortMapping } from './ports.js';
 import type { DiskSpec, DomainSpec, FilesystemSpec, InterfaceSpec } from '../libvirt/xml/index.js';
 
 /** Where a machine's disks are, once the pipeline has made them. */
@@ -15,7 +16,7 @@ export interface MachineVolumes {
 /** The management network a machine's first NIC joins: a libvirt network, or QEMU user-mode. */
 export type ManagementNic =
   | { mode: 'nat'; network: string; mac: string }
-  | { mode: 'user'; mac: string; sshHostPort: number; hostAddress?: string };
+  | { mode: 'user'; mac: string; sshHostPort: number; hostAddress?: string; forwards?: readonly PortMapping[] };
 
 export interface DomainPlan {
   /** The libvirt domain name (see machineResourceName). */
@@ -74,7 +75,13 @@ function managementInterface(plan: DomainPlan): InterfaceSpec {
   if (nic.mode === 'nat') return { type: 'network', network: nic.network, mac: nic.mac };
   const forwards = [
     { hostPort: nic.sshHostPort, guestPort: plan.machine.ssh.port, hostAddress: nic.hostAddress ?? '127.0.0.1' },
-    ...plan.machine.forwarded_ports.map((p) => ({ hostPort: p.host, guestPort: p.guest, hostAddress: p.host_ip, protocol: p.protocol })),
+    // The ports in effect (auto-corrected ones included), else as configured.
+    ...(nic.forwards ?? plan.machine.forwarded_ports.map((p) => ({ host: p.host, guest: p.guest, hostIp: p.host_ip, protocol: p.protocol }))).map((p) => ({
+      hostPort: p.host,
+      guestPort: p.guest,
+      hostAddress: p.hostIp,
+      protocol: p.protocol,
+    })),
   ];
   return { type: 'user', mac: nic.mac, portForwards: forwards };
 }

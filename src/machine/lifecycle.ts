@@ -23,7 +23,7 @@ import { TimeoutError, UserError } from '../ui/errors.js';
 import { machineMac } from './domain-plan.js';
 import { removeNetworkIfUnused } from './network.js';
 import { runPipeline, type PipelineOptions, type Step } from './pipeline.js';
-import { createMachineSteps, currentDomain, machineRecord, reachSteps, type UpContext } from './up.js';
+import { createMachineSteps, currentDomain, machineRecord, reachSteps, refreshForwardedPorts, type UpContext } from './up.js';
 
 /** The environment variable naming a network namespace from which guests are reached. */
 export const GUEST_NETNS_ENV = 'VMENV_GUEST_NETNS';
@@ -181,8 +181,13 @@ export async function upMachine(h: MachineHandle, options: UpOptions = {}): Prom
       title: live.state === DomainState.paused ? 'Resume the domain' : 'Start the domain',
       skip: () => live.state === DomainState.running || live.state === DomainState.blocked,
       async run(c) {
-        if (live.state === DomainState.paused) await c.client.domainResume(c.domain!);
-        else c.domain = await c.client.domainCreate(c.domain!);
+        if (live.state === DomainState.paused) {
+          await c.client.domainResume(c.domain!);
+          return;
+        }
+        // A saved machine restores its own definition; only a fresh start can take new ports.
+        if (!(await c.client.domainHasManagedSaveImage(c.domain!))) await refreshForwardedPorts(c);
+        c.domain = await c.client.domainCreate(c.domain!);
       },
     };
     steps = [start, ...reachSteps()];
@@ -208,15 +213,15 @@ export async function sshToMachine(h: MachineHandle, signal?: AbortSignal): Prom
   if (status.status !== 'running' || !record.ip) {
     throw new UserError(`machine '${h.machine.name}' is ${status.status}`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
   }
+  // QEMU runs where libvirtd runs: in that namespace its user-mode forwards listen too.
   const netns = process.env[GUEST_NETNS_ENV];
-  const user = record.nic?.mode === 'user';
   return connectSsh({
     host: record.ip,
     port: record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port,
     username: record.ssh.username,
     privateKey: await readPrivateKey(record.ssh.privateKeyPath),
     hostKey: fileHostKeyStore(join(h.state.machineDir(h.machine.name), 'host-key.json')),
-    ...(netns && !user ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+    ...(netns ? { proxyCommand: netnsProxyCommand(netns) } : {}),
     ...(signal ? { signal } : {}),
     label: `machine '${h.machine.name}'`,
   });
@@ -234,7 +239,6 @@ export async function writeMachineSshConfig(h: MachineHandle): Promise<{ text: s
   if (!record.ip || !pin) {
     throw new UserError(`machine '${h.machine.name}' has not been reached over SSH yet`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
   }
-  const user = record.nic?.mode === 'user';
   const port = record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port;
   const knownHostsFile = join(dir, 'known_hosts');
   await writePinnedKnownHosts(knownHostsFile, pin, record.ip, port);
@@ -246,7 +250,7 @@ export async function writeMachineSshConfig(h: MachineHandle): Promise<{ text: s
     user: record.ssh.username,
     identityFile: record.ssh.privateKeyPath,
     knownHostsFile,
-    ...(netns && !user ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+    ...(netns ? { proxyCommand: netnsProxyCommand(netns) } : {}),
     comment: `vmenv machine '${h.machine.name}' of ${h.project.dir}`,
   });
   const path = join(dir, 'ssh_config');

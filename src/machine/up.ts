@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { UserError } from '../ui/errors.js';
 import { machineDomainSpec, machineMac, type ManagementNic } from './domain-plan.js';
 import type { Step } from './pipeline.js';
 import { ensureNatNetwork, removeNetworkIfUnused } from './network.js';
+import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
@@ -73,15 +73,9 @@ export async function consoleTail(uri: string, name: string, lines = 25): Promis
   }
 }
 
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
+/** A note for the user, outside the step list: "default: host port 8080 is in use: …". */
+function say(ctx: Pick<UpContext, 'machine'>, message: string): void {
+  process.stderr.write(`${ctx.machine.name}: ${message}\n`);
 }
 
 async function save(ctx: UpContext, change: (r: MachineState) => void): Promise<void> {
@@ -220,13 +214,17 @@ export function createMachineSteps(): Step<UpContext>[] {
       async run(ctx, signal, report) {
         const mode = ctx.machine.network.mode ?? (ctx.client.uri.includes('/session') ? 'user' : 'nat');
         const mac = machineMac(ctx.resourceName);
+        const ports = await choosePorts(ctx.machine.forwarded_ports, { onCorrected: (m) => say(ctx, m) });
+        await save(ctx, (r) => {
+          r.ports = ports;
+        });
         if (mode === 'user') {
           ctx.sshPort = await freeLoopbackPort();
-          ctx.nic = { mode: 'user', mac, sshHostPort: ctx.sshPort };
+          ctx.nic = { mode: 'user', mac, sshHostPort: ctx.sshPort, forwards: ports };
           await save(ctx, (r) => {
-            r.nic = { mode: 'user', mac, sshHostPort: ctx.sshPort! };
+            r.nic = { mode: 'user', mac, sshHostPort: ctx.sshPort!, forwards: ports };
           });
-          report.title(`User-mode network, SSH on 127.0.0.1:${ctx.sshPort}`);
+          report.title(`User-mode network, SSH on 127.0.0.1:${ctx.sshPort}${ports.length > 0 ? `, ${ports.length} port${ports.length === 1 ? '' : 's'} forwarded` : ''}`);
           return;
         }
         const name = ctx.machine.network.name ?? DEFAULT_NETWORK;
@@ -307,6 +305,35 @@ function leaseFiles(ctx: UpContext): { leaseFiles?: string } {
   return path === undefined ? {} : { leaseFiles: path };
 }
 
+/**
+ * Before a shut-off machine starts again: its forwarded host ports (SSH, then
+ * forwarded_ports) may have been taken meanwhile. Re-chooses those that are, records
+ * them and redefines the domain with them. Returns whether anything changed.
+ */
+export async function refreshForwardedPorts(ctx: UpContext): Promise<boolean> {
+  const nic = ctx.record.nic;
+  if (nic?.mode !== 'user' || !ctx.domain) {
+    const ports = await choosePorts(ctx.machine.forwarded_ports, { previous: ctx.record.ports ?? [], onCorrected: (m) => say(ctx, m) });
+    if (JSON.stringify(ports) !== JSON.stringify(ctx.record.ports ?? [])) await save(ctx, (r) => (r.ports = ports));
+    return false;
+  }
+  let sshHostPort = nic.sshHostPort;
+  if (!(await isPortFree('127.0.0.1', sshHostPort))) {
+    sshHostPort = await freeLoopbackPort();
+    say(ctx, `SSH's host port ${nic.sshHostPort} is in use: SSH is on 127.0.0.1:${sshHostPort} now`);
+  }
+  const ports = await choosePorts(ctx.machine.forwarded_ports, { previous: nic.forwards ?? [], onCorrected: (m) => say(ctx, m) });
+  if (sshHostPort === nic.sshHostPort && JSON.stringify(ports) === JSON.stringify(nic.forwards ?? [])) return false;
+  ctx.nic = { mode: 'user', mac: nic.mac, sshHostPort, forwards: ports };
+  ctx.sshPort = sshHostPort;
+  await save(ctx, (r) => {
+    r.nic = { mode: 'user', mac: nic.mac, sshHostPort, forwards: ports };
+    r.ports = ports;
+  });
+  await ctx.client.domainDefineXml(await machineDomainXml(ctx, ctx.record.domain!.uuid));
+  return true;
+}
+
 /** Finding the IP and waiting for SSH: shared by a new machine and one started again. */
 export function reachSteps(): Step<UpContext>[] {
   return [
@@ -354,7 +381,7 @@ export function reachSteps(): Step<UpContext>[] {
           username: ctx.machine.ssh.username,
           privateKey: key.privateKey,
           hostKey: fileHostKeyStore(join(ctx.state.machineDir(ctx.machine.name), 'host-key.json')),
-          ...(ctx.guestNetns && ctx.nic?.mode !== 'user' ? { proxyCommand: netnsProxyCommand(ctx.guestNetns) } : {}),
+          ...(ctx.guestNetns ? { proxyCommand: netnsProxyCommand(ctx.guestNetns) } : {}),
           timeoutMs: ctx.machine.boot.timeout * 1000,
           signal,
           label: `machine '${ctx.machine.name}'`,

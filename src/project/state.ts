@@ -2,6 +2,7 @@ import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acquireLock, type LockHandle } from '../box/lock.js';
 import { ExitCode, UserError } from '../ui/errors.js';
+import type { PortMapping } from '../machine/ports.js';
 import { writeFileAtomic } from './atomic.js';
 
 /** The project's state directory, beside vmenv.yaml. */
@@ -35,7 +36,11 @@ export interface MachineState {
   /** The machine's key; the guest's pinned host key is in host-key.json beside it. */
   ssh: { username: string; privateKeyPath: string };
   /** The management NIC: a libvirt network, or user-mode networking with SSH forwarded. */
-  nic?: { mode: 'nat'; network: string; mac: string } | { mode: 'user'; mac: string; sshHostPort: number };
+  nic?: { mode: 'nat'; network: string; mac: string } | { mode: 'user'; mac: string; sshHostPort: number; forwards?: PortMapping[] };
+  /** The forwarded ports in effect (after auto_correct). */
+  ports?: PortMapping[];
+  /** The process serving the forwarded ports of a NAT machine. */
+  forwarder?: { pid: number };
   /** The last address the machine was reached at. */
   ip?: string;
   /** Whether the first provisioning ran (provisioners with run: once). */
