@@ -1,6 +1,6 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { findBox, recordUpload, toUploadBox, uploadLock, vmenvHome, type StoredBox } from '../box/store.js';
 import { ensureBoxVolumes } from '../box/upload.js';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
@@ -250,6 +250,9 @@ export function createMachineSteps(): Step<UpContext>[] {
       async run(ctx, _signal, report) {
         const { note } = await domainType(ctx.machine);
         if (note) report.title(`Define and start the domain (${note})`);
+        // A session daemon does not make its log folder before its first guest; QEMU then cannot open the console log.
+        const log = serialLogPath(ctx.client.uri, ctx.resourceName);
+        if (log && ctx.client.uri.includes('/session')) await mkdir(dirname(log), { recursive: true });
         ctx.domain = await ctx.client.domainDefineXml(await machineDomainXml(ctx));
         await save(ctx, (r) => {
           r.domain = { name: ctx.domain!.name, uuid: formatUuid(ctx.domain!.uuid) };
