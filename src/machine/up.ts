@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -60,6 +61,17 @@ export function localLeaseDir(uri: string): string | undefined {
   if (uri.includes('+') && !uri.startsWith('qemu+unix')) return undefined;
   if (uri.includes('/session')) return undefined; // session mode has no NAT networks of its own
   return '/var/lib/libvirt/dnsmasq';
+}
+
+/**
+ * Where a session daemon's guest agent socket goes. libvirt's own choice, under
+ * ~/.config/libvirt/qemu/channel/…, passes the 108 bytes a unix socket path may have
+ * for a home or user name of ordinary length: vmenv puts it in a per-user folder in /tmp.
+ */
+export function sessionAgentSocket(uri: string, resourceName: string): string | undefined {
+  if (!uri.includes('/session') || (uri.includes('+') && !uri.startsWith('qemu+unix'))) return undefined;
+  const id = createHash('sha256').update(resourceName).digest('hex').slice(0, 16);
+  return join(tmpdir(), `vmenv-${process.getuid?.() ?? 'user'}`, `${id}.agent`);
 }
 
 /** The last lines of the guest's serial console, when vmenv can read its log. */
@@ -137,7 +149,15 @@ export function createMachineSteps(): Step<UpContext>[] {
           await ctx.client.storagePoolSetAutostart(ctx.pool, true);
           report.status(`created pool ${name} at ${path}`);
         }
-        if (!(await ctx.client.storagePoolIsActive(ctx.pool))) await ctx.client.storagePoolCreate(ctx.pool);
+        if (!(await ctx.client.storagePoolIsActive(ctx.pool))) {
+          await ctx.client.storagePoolCreate(ctx.pool).catch(async (err: unknown) => {
+            // Its folder was removed (`virsh pool-build` makes it again); anything else stands.
+            if (!(err instanceof Error) || !/cannot open directory|No such file/i.test(err.message)) throw err;
+            await ctx.client.storagePoolBuild(ctx.pool!);
+            await ctx.client.storagePoolCreate(ctx.pool!);
+            report.status(`made the folder of pool ${name} again`);
+          });
+        }
       },
     },
     {
@@ -300,7 +320,9 @@ export async function machineDomainXml(
     nic: ctx.nic!,
     ...(log ? { serialLog: log } : {}),
   });
-  return domainXml(uuid === undefined ? spec : { ...spec, uuid });
+  const agent = sessionAgentSocket(ctx.client.uri, ctx.resourceName);
+  if (agent) await mkdir(dirname(agent), { recursive: true, mode: 0o700 });
+  return domainXml({ ...spec, ...(uuid === undefined ? {} : { uuid }), ...(agent ? { guestAgentSocket: agent } : {}) });
 }
 
 function leaseFiles(ctx: UpContext): { leaseFiles?: string } {

@@ -314,6 +314,16 @@ EOF
 }
 ensure_sshd
 
+# --- 6b. a normal user for session-mode tests --------------------------------
+# qemu:///session as root is the system daemon (libvirt's rule): a per-user
+# session daemon, as a new user gets it, needs a user that is not root.
+VMENV_SESSION_USER=vmenv-session
+ensure_session_user() {
+  id "$VMENV_SESSION_USER" >/dev/null 2>&1 ||
+    useradd --create-home --shell /bin/sh --comment 'vmenv session-mode tests' "$VMENV_SESSION_USER"
+}
+ensure_session_user
+
 # --- 7. environment file -----------------------------------------------------
 env_lines() {
   cat <<EOF
@@ -326,6 +336,7 @@ export VMENV_TEST_SSH_PORT='$VMENV_SSH_PORT'
 export VMENV_TEST_SSH_USER='$VMENV_SSH_USER'
 export VMENV_TEST_SSH_KEY='$VMENV_SSH_KEY'
 export VMENV_TEST_STATE='$VMENV_STATE'
+export VMENV_TEST_SESSION_USER='$VMENV_SESSION_USER'
 EOF
 }
 env_lines | write_if_changed "$VMENV_ENV_FILE"

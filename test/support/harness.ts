@@ -24,6 +24,8 @@ export interface TestHost {
   ssh: { port: number; user: string; keyPath: string };
   /** The harness state directory (/var/lib/vmenv-test-host). */
   state: string;
+  /** A normal user, for qemu:///session tests (root's session is the system daemon). */
+  sessionUser: string;
 }
 
 /** Where setup.sh writes its `export NAME='value'` lines. */
@@ -41,6 +43,7 @@ const VARS = [
   'VMENV_TEST_SSH_USER',
   'VMENV_TEST_SSH_KEY',
   'VMENV_TEST_STATE',
+  'VMENV_TEST_SESSION_USER',
 ] as const;
 type Var = (typeof VARS)[number];
 
@@ -127,6 +130,7 @@ export function testHost(): TestHost {
     netns: v.VMENV_TEST_NETNS,
     ssh: { port, user: v.VMENV_TEST_SSH_USER, keyPath: v.VMENV_TEST_SSH_KEY },
     state: v.VMENV_TEST_STATE,
+    sessionUser: v.VMENV_TEST_SESSION_USER,
   };
   return cached;
 }

@@ -243,6 +243,8 @@ export interface DomainSpec {
    * libvirt chooses). Default true.
    */
   guestAgent?: boolean;
+  /** The agent socket's path; default: libvirt's choice (which can exceed the 108 bytes of a unix socket path under a long home). */
+  guestAgentSocket?: string;
   /** Shared memfd memory. Default: on exactly when a virtiofs share is present. */
   sharedMemory?: boolean;
   /** Default `destroy`. */
@@ -599,7 +601,7 @@ export function domainElement(spec: DomainSpec): XmlElement {
       nicEls,
       serialXml(spec),
       spec.guestAgent !== false &&
-        el('channel', { type: 'unix' }, el('source', { mode: 'bind' }), el('target', { type: 'virtio', name: 'org.qemu.guest_agent.0' })),
+        el('channel', { type: 'unix' }, el('source', { mode: 'bind', path: agentSocketPath(spec.guestAgentSocket) }), el('target', { type: 'virtio', name: 'org.qemu.guest_agent.0' })),
       graphicsXml(spec),
       el('memballoon', { model: 'none' }),
       spec.rng !== false && el('rng', { model: 'virtio' }, el('backend', { model: 'random' }, '/dev/urandom')),
@@ -613,6 +615,13 @@ export function domainElement(spec: DomainSpec): XmlElement {
  * the field when a value is invalid, XmlCharacterError when a string holds a character
  * XML cannot carry.
  */
+function agentSocketPath(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  if (!path.startsWith('/')) throw new XmlSpecError('guestAgentSocket', `must be an absolute path, got '${path}'`);
+  if (Buffer.byteLength(path) > 107) throw new XmlSpecError('guestAgentSocket', `is longer than a unix socket path may be (107 bytes): '${path}'`);
+  return path;
+}
+
 export function domainXml(spec: DomainSpec): string {
   return renderXml(domainElement(spec));
 }
