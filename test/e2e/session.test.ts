@@ -115,16 +115,15 @@ afterAll(async () => {
     const sh = "virsh -q -c qemu:///session pool-destroy default; virsh -q -c qemu:///session pool-undefine default";
     spawn('runuser', ['-u', user, '--', 'env', '-i', 'PATH=/usr/bin:/bin:/usr/sbin', `HOME=${userHome}`, 'sh', '-c', sh], { stdio: 'ignore' }).on('close', resolve);
   });
-  // The session daemon vmenv started for this user: end it by its pid.
-  const pidFile = join(userHome, '.cache', 'libvirt', 'libvirtd.pid');
-  if (existsSync(pidFile)) {
+  // The session daemon vmenv started for this user, and the log daemon it started: end them by pid.
+  for (const daemon of ['libvirtd', 'virtlogd']) {
+    const pidFile = join(userHome, '.cache', 'libvirt', `${daemon}.pid`);
+    if (!existsSync(pidFile)) continue;
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (pid > 0) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
+    try {
+      if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(daemon)) process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
     }
   }
   rmSync(root, { recursive: true, force: true });
