@@ -4,6 +4,10 @@
 #   bench/libvirt.mjs — 1 GiB qcow2 upload vs `virsh vol-upload` (target <= 1.10x);
 #                       1000 sequential lookups vs virsh (target >= 2000 calls/s)
 #   bench/ssh.mjs     — SSH connect + `true` + close vs OpenSSH `ssh … true` (target <= 1.3x)
+#   bench/lifecycle.mjs — with the tiny box: `up` vs bench/up-reference.sh (virsh + ssh,
+#                       target <= 1.10x); `status` with 1 and 10 machines (<= 150 / 300 ms);
+#                       `ssh -c true` vs OpenSSH (<= 1.3x); `destroy -f` (<= 1 s);
+#                       `halt` (<= the guest's own shutdown + 1 s)
 # Needs root for the test harness's libvirtd (test/host/setup.sh), like the tests.
 #   bash bench/run.sh            (or: npm run bench)
 set -euo pipefail
@@ -19,4 +23,5 @@ status=0
 bash bench/startup.sh || status=1
 node bench/libvirt.mjs || status=1
 node bench/ssh.mjs || status=1
+node bench/lifecycle.mjs || status=1
 exit "$status"
