@@ -13,9 +13,12 @@
 //                 domain: {"box": "other.box", "spec": {…merged into the DomainSpec…},
 //                 "xml": [["find", "replace"], …], "net": [["find", "replace"], …]}:
 //                 edits of the domain and network XML, for trying what the XML
-//                 builders cannot say yet (each variant has its own network)
+//                 builders cannot say yet (each variant has its own network);
+//                 "sshIntervalMs": N, waitForSsh's interval
 // --logs DIR      keep each boot's serial console there (NAME-RUN.log), with the time
 //                 each line appeared
+// --poweroff      then press the ACPI power button and time until the domain stops
+//                 (up to 30 s)
 // --exec CMD      run CMD in the guest once SSH works; its output goes to
 //                 DIR/NAME-RUN.out (with --logs)
 //
@@ -38,7 +41,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const dist = resolve(process.env.VMENV_DIST ?? join(root, 'dist'));
 const load = (p) => import(pathToFileURL(join(dist, p)).href);
-const { openLibvirt, DomainUndefineFlags } = await load('libvirt/index.js');
+const { openLibvirt, DomainUndefineFlags, DomainShutdownFlags } = await load('libvirt/index.js');
 const { domainXml, networkXml, volumeXml } = await load('libvirt/xml/index.js');
 const { renderSeed, writeSeedIso } = await load('machine/seed.js');
 const { machineMac, seedDrive } = await load('machine/domain-plan.js');
@@ -55,6 +58,7 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true },
     logs: { type: 'string' },
     exec: { type: 'string' },
+    poweroff: { type: 'boolean', default: false },
   },
 });
 const env = (k) => {
@@ -83,7 +87,7 @@ const variants = (values.variant ?? ['as-is={}']).map((v) => {
   const eq = v.indexOf('=');
   if (eq < 1) throw new Error(`--variant ${v}: give NAME=JSON`);
   const o = JSON.parse(v.slice(eq + 1));
-  return { name: v.slice(0, eq), box: o.box, spec: o.spec ?? {}, xml: o.xml ?? [], net: o.net ?? [] };
+  return { name: v.slice(0, eq), box: o.box, spec: o.spec ?? {}, xml: o.xml ?? [], net: o.net ?? [], sshIntervalMs: o.sshIntervalMs };
 });
 for (const v of variants) v.box = resolve(v.box ?? values.box ?? (await defaultBox()));
 
@@ -249,6 +253,7 @@ try {
         hostKey: memoryHostKeyStore(),
         proxyCommand: netnsProxyCommand(netns),
         timeoutMs: 120_000,
+        ...(v.sshIntervalMs === undefined ? {} : { intervalMs: v.sshIntervalMs }),
       });
       const tSsh = performance.now() - t0;
       console_.stop();
@@ -259,10 +264,19 @@ try {
         writeFileSync(join(values.logs, `${v.name}-${r + 1}.out`), `${out.stdout ?? ''}${out.stderr ?? ''}`);
       }
       await session.close();
+      let off = '';
+      if (values.poweroff) {
+        const p0 = performance.now();
+        await client.domainShutdown(dom, DomainShutdownFlags.acpiPowerButton);
+        while ((await client.domainIsActive(dom)) && performance.now() - p0 < 30_000) await new Promise((r) => setTimeout(r, 100));
+        off = (await client.domainIsActive(dom)) ? ', power button: still running after 30 s' : `, off ${s(performance.now() - p0)} s after the power button`;
+      }
+      const upLine = console_.lines.find(([, l]) => /tiny: up in/.test(l));
+      const gap = upLine === undefined ? NaN : tSsh - upLine[0];
       const up = /tiny: up in ([\d.]+) s/.exec(existsSync(hostLog) ? readFileSync(hostLog, 'utf8') : '')?.[1];
-      results.get(v.name).push({ ssh: tSsh, lease: tLease, up: up === undefined ? NaN : Number(up) * 1000, cpu: cpu * 1000, load1 });
+      results.get(v.name).push({ ssh: tSsh, lease: tLease, up: up === undefined ? NaN : Number(up) * 1000, gap, cpu: cpu * 1000, load1 });
       console.log(
-        `${v.name.padEnd(12)} run ${r + 1}: ssh ${s(tSsh)} s, lease ${s(tLease)} s, guest up ${up ?? '?'} s, qemu cpu ${cpu.toFixed(2)} s, load ${load1.toFixed(2)}`,
+        `${v.name.padEnd(12)} run ${r + 1}: ssh ${s(tSsh)} s, lease ${s(tLease)} s, guest up ${up ?? '?'} s, up->ssh ${s(gap)} s, qemu cpu ${cpu.toFixed(2)} s, load ${load1.toFixed(2)}${off}`,
       );
       await client.domainDestroy(dom).catch(() => undefined);
       await client.domainUndefine(dom, DomainUndefineFlags.nvram).catch(() => undefined);
@@ -280,7 +294,7 @@ try {
   for (const [n, xs] of results) {
     if (xs.length === 0) continue;
     const m = (k) => s(median(xs.map((x) => x[k])));
-    console.log(`${n.padEnd(12)} ssh ${m('ssh')}  lease ${m('lease')}  guest-up ${m('up')}  qemu-cpu ${m('cpu')}  load ${median(xs.map((x) => x.load1)).toFixed(2)}  (n=${xs.length})`);
+    console.log(`${n.padEnd(12)} ssh ${m('ssh')}  lease ${m('lease')}  guest-up ${m('up')}  up->ssh ${m('gap')}  qemu-cpu ${m('cpu')}  load ${median(xs.map((x) => x.load1)).toFixed(2)}  (n=${xs.length})`);
   }
 } finally {
   if (!stopping) await cleanup();
