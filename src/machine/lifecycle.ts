@@ -21,6 +21,7 @@ import {
 import { writeFileAtomic } from '../project/atomic.js';
 import { TimeoutError, UserError } from '../ui/errors.js';
 import { machineMac } from './domain-plan.js';
+import { stopNatForwarder } from './forwarding.js';
 import { removeNetworkIfUnused } from './network.js';
 import { runPipeline, type PipelineOptions, type Step } from './pipeline.js';
 import { createMachineSteps, currentDomain, machineRecord, reachSteps, refreshForwardedPorts, type UpContext } from './up.js';
@@ -302,6 +303,13 @@ async function waitShutoff(h: MachineHandle, domain: DomainRef, timeoutMs: numbe
  * off after `shutdown.timeout` seconds (or at once with `force`).
  */
 export async function haltMachine(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<'already off' | 'graceful' | 'forced'> {
+  const outcome = await haltDomain(h, options);
+  const record = await h.state.read(h.machine.name);
+  if (record) await stopNatForwarder(h.state, record);
+  return outcome;
+}
+
+async function haltDomain(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal }): Promise<'already off' | 'graceful' | 'forced'> {
   const record = await requireRecord(h);
   const live = await currentDomain(h.client, record);
   if (!live) return 'already off';
@@ -322,7 +330,9 @@ export async function haltMachine(h: MachineHandle, options: { force?: boolean; 
       if (session) {
         // The channel dies with the guest rather than closing: do not wait on it.
         const sent = session.exec('sudo -n poweroff || poweroff').catch(() => undefined);
-        await Promise.race([sent, new Promise((r) => setTimeout(r, 2000))]);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([sent, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+        clearTimeout(timer);
         void session.close().catch(() => undefined);
       }
     }
@@ -350,6 +360,7 @@ export async function haltMachine(h: MachineHandle, options: { force?: boolean; 
 export async function destroyMachine(h: MachineHandle): Promise<void> {
   const record = await h.state.read(h.machine.name);
   if (!record) return;
+  await stopNatForwarder(h.state, record);
   if (record.domain) {
     try {
       const d = await h.client.domainLookupByName(record.domain.name);

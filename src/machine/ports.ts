@@ -1,7 +1,9 @@
 import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import type { ForwardedPort, Protocol } from '../config/types.js';
+import { describePortHolder, isPortFree, portHolder } from '../forward/ports.js';
 import { UserError } from '../ui/errors.js';
+
+export { isPortFree };
 
 /** A host port forwarded to a guest port, as it is in effect (after auto_correct). */
 export interface PortMapping {
@@ -9,21 +11,6 @@ export interface PortMapping {
   host: number;
   hostIp: string;
   protocol: Protocol;
-}
-
-/** Whether a host port can be bound now (TCP: listen; UDP: bind). */
-export async function isPortFree(hostIp: string, port: number, protocol: Protocol = 'tcp'): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (protocol === 'udp') {
-      const s = createSocket(hostIp.includes(':') ? 'udp6' : 'udp4');
-      s.once('error', () => resolve(false));
-      s.bind(port, hostIp, () => s.close(() => resolve(true)));
-      return;
-    }
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ port, host: hostIp, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
 }
 
 /** A free port on the loopback, chosen by the kernel. */
@@ -70,9 +57,11 @@ export async function choosePorts(forwards: readonly ForwardedPort[], options: C
     }
     if (host === undefined) {
       if (!f.auto_correct) {
-        throw new UserError(`host port ${f.host_ip}:${f.host}/${f.protocol} (forwarded to guest port ${f.guest}) is already in use`, {
-          hint: `Free it, choose another 'host' port in forwarded_ports, or set 'auto_correct: true' to let vmenv pick the next free one. 'ss -ltnp' (or -lunp) shows who holds it.`,
-        });
+        const holder = await portHolder(f.host, f.protocol, f.host_ip).catch(() => undefined);
+        throw new UserError(
+          `host port ${f.host_ip}:${f.host}/${f.protocol} (forwarded to guest port ${f.guest}) is already in use${holder ? `: ${describePortHolder(holder)}` : ''}`,
+          { hint: "Free it, choose another 'host' port in forwarded_ports, or set 'auto_correct: true' to let vmenv pick the next free one." },
+        );
       }
       for (let c = f.host + 1; c <= Math.min(65535, f.host + 200); c++) {
         if (!given.has(key(f.host_ip, c, f.protocol)) && (await isFree(f.host_ip, c, f.protocol))) {

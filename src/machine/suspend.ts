@@ -1,6 +1,7 @@
 import type { SuspendMode } from '../config/types.js';
 import { DomainState } from '../libvirt/constants.js';
 import { UserError } from '../ui/errors.js';
+import { stopNatForwarder } from './forwarding.js';
 import { machineStatus, requireRecord, upMachine, type MachineHandle, type UpOptions } from './lifecycle.js';
 import { currentDomain } from './up.js';
 
@@ -22,6 +23,8 @@ export async function suspendMachine(h: MachineHandle, mode: SuspendMode): Promi
   if (status !== 'running' && status !== 'paused') {
     throw new UserError(`machine '${h.machine.name}' is ${status}: only a running machine can be suspended`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
   }
+  // The forwarder goes with the guest, and comes back with `resume` (which finds the address again).
+  await stopNatForwarder(h.state, record);
   if (mode === 'managedsave') {
     await h.client.domainManagedSave(live.domain);
     return 'saved';

@@ -19,6 +19,7 @@ import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type
 import { UserError } from '../ui/errors.js';
 import { machineDomainSpec, machineMac, type ManagementNic } from './domain-plan.js';
 import type { Step } from './pipeline.js';
+import { startNatForwarder, stopNatForwarder } from './forwarding.js';
 import { ensureNatNetwork, removeNetworkIfUnused } from './network.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
@@ -343,7 +344,7 @@ export async function refreshForwardedPorts(ctx: UpContext): Promise<boolean> {
     return false;
   }
   let sshHostPort = nic.sshHostPort;
-  if (!(await isPortFree('127.0.0.1', sshHostPort))) {
+  if (!(await isPortFree('127.0.0.1', sshHostPort, 'tcp'))) {
     sshHostPort = await freeLoopbackPort();
     say(ctx, `SSH's host port ${nic.sshHostPort} is in use: SSH is on 127.0.0.1:${sshHostPort} now`);
   }
@@ -414,6 +415,17 @@ export function reachSteps(): Step<UpContext>[] {
         });
         ctx.session = session;
         report.title(`SSH ready (${(elapsedMs / 1000).toFixed(1)} s)`);
+      },
+    },
+    {
+      title: 'Forward ports',
+      skip: (ctx) => ctx.record.nic?.mode !== 'nat' || (ctx.record.ports ?? []).length === 0,
+      async run(ctx, signal, report) {
+        const n = await startNatForwarder(ctx.state, ctx.record, ctx.ip!, { guestNetns: ctx.guestNetns, signal });
+        report.title(`Forwarded ${n} port${n === 1 ? '' : 's'} (${(ctx.record.ports ?? []).map((p) => `${p.host}→${p.guest}`).join(', ')})`);
+      },
+      async rollback(ctx) {
+        await stopNatForwarder(ctx.state, ctx.record);
       },
     },
     {

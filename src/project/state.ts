@@ -40,7 +40,7 @@ export interface MachineState {
   /** The forwarded ports in effect (after auto_correct). */
   ports?: PortMapping[];
   /** The process serving the forwarded ports of a NAT machine. */
-  forwarder?: { pid: number };
+  forwarder?: { pid: number; startedAt?: number; tag: string; /** What it forwards (its spec), to tell whether it needs a restart. */ serves: string };
   /** The last address the machine was reached at. */
   ip?: string;
   /** Whether the first provisioning ran (provisioners with run: once). */

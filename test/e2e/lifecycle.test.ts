@@ -10,16 +10,19 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLibvirt, type LibvirtClient } from '../../src/libvirt/index.js';
+import { freeLoopbackPort, isPortFree } from '../../src/machine/ports.js';
 import { machineResourceName } from '../../src/project/names.js';
 import { builtBox } from '../support/boxes.js';
 import { runVmenv, startVmenv, type Run } from '../support/cli.js';
 import { testHost } from '../support/harness.js';
+import { fetchLoopback } from '../support/http.js';
 
 const host = testHost();
 const home = mkdtempSync(join(tmpdir(), 'vmenv-life-home-'));
 const project = join(mkdtempSync(join(tmpdir(), 'vmenv-life-')), 'shop');
 const env = { ...process.env, VMENV_HOME: home, VMENV_GUEST_NETNS: host.netns, VMENV_LIBVIRT_URI: host.uri };
 let client: LibvirtClient;
+let webPort = 0;
 
 function vmenv(args: string[]): Promise<Run> {
   return runVmenv([...args, '--cwd', project], { env, timeoutMs: 300_000 });
@@ -47,6 +50,7 @@ function machineStatusOf(r: Run): string {
 
 beforeAll(async () => {
   client = await openLibvirt(host.uri);
+  webPort = await freeLoopbackPort();
   mkdirSync(join(project, 'src'), { recursive: true });
   writeFileSync(join(project, 'src', 'app.txt'), 'hello from the host\n');
   writeFileSync(join(project, 'skip.log'), 'not synced\n');
@@ -56,6 +60,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await vmenv(['destroy', '-f']);
+  await runVmenv(['box', 'remove', 'tiny', '--all'], { env });
   await client?.close();
   rmSync(home, { recursive: true, force: true });
   rmSync(dirname(project), { recursive: true, force: true });
@@ -73,17 +78,22 @@ describe('vmenv lifecycle with the tiny box', () => {
         `network: { mode: nat, name: vmenv-e2e-${process.pid} }`,
         'boot: { timeout: 180 }',
         'shutdown: { timeout: 30 }',
+        'forwarded_ports:',
+        `  - { guest: 80, host: ${webPort} }`,
         'synced_folders:',
         '  - { host: ., guest: /vagrant, exclude: ["*.log"] }',
         'provision:',
         '  - { name: marker, type: shell, inline: "echo provisioned > /root/marker; echo ran-as-$(id -un)" }',
         '  - { type: file, source: src/app.txt, destination: /tmp/app.txt }',
         '  - { name: fails, type: shell, run: never, inline: "echo about to fail; exit 3" }',
+        '  - { name: web, type: shell, run: always, inline: "mkdir -p /tmp/www && echo web-of-$(hostname) > /tmp/www/index.html && (busybox httpd -p 80 -h /tmp/www || busybox wget -q -O /dev/null http://127.0.0.1/)" }',
         '',
       ].join('\n'),
     );
     const up = ok(await vmenv(['up']));
     expect(up.stdout).toContain('default: ran-as-root');
+    // The forwarded port: a forwarder of vmenv's own on the host's loopback, relaying into the guests' namespace.
+    expect(await fetchLoopback(webPort)).toBe('web-of-default\n');
     const status = JSON.parse(ok(await vmenv(['status', '--json'])).stdout) as { machines: { status: string; ip?: string }[] };
     expect(status.machines[0]!.status).toBe('running');
     expect(status.machines[0]!.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
@@ -114,8 +124,10 @@ describe('vmenv lifecycle with the tiny box', () => {
     expect(ok(await vmenv(['halt'])).stdout).toMatch(/default: (shut down|powered off)/);
     const status = JSON.parse(ok(await vmenv(['status', '--json'])).stdout) as { machines: { status: string }[] };
     expect(status.machines[0]!.status).toBe('shutoff');
+    expect(await isPortFree('127.0.0.1', webPort, 'tcp')).toBe(true);
     const up = ok(await vmenv(['up']));
     expect(up.stdout).not.toContain('ran-as-root');
+    expect(await fetchLoopback(webPort)).toBe('web-of-default\n');
     expect(ok(await vmenv(['ssh', '-c', 'sudo cat /root/marker'])).stdout).toBe('provisioned\n');
   });
 
@@ -154,6 +166,7 @@ describe('vmenv lifecycle with the tiny box', () => {
     expect(machineStatusOf(ok(await vmenv(['status', '--json'])))).toBe('paused');
     expect(ok(await vmenv(['resume'])).stdout).toContain('default: resumed');
     expect(ok(await vmenv(['ssh', '-c', 'cat /dev/shm/memory-kept'])).stdout).toBe('still-here\n');
+    expect(await fetchLoopback(webPort)).toBe('web-of-default\n');
 
     expect(ok(await vmenv(['suspend', '--mode', 'managedsave'])).stdout).toContain('default: saved to disk');
     expect(machineStatusOf(ok(await vmenv(['status', '--json'])))).toBe('suspended');
@@ -171,6 +184,7 @@ describe('vmenv lifecycle with the tiny box', () => {
     expect(r.stdout).not.toContain('ran-as-root');
     const after = await memTotalKiB();
     expect(after - before).toBeGreaterThan(100 * 1024);
+    expect(await fetchLoopback(webPort)).toBe('web-of-default\n');
   });
 
   it('destroy -f leaves no domain, volume or network behind', async () => {

@@ -8,7 +8,6 @@
  */
 import { spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { freeLoopbackPort } from '../../src/machine/ports.js';
 import { builtBox } from '../support/boxes.js';
 import { vmenvBin, type Run } from '../support/cli.js';
 import { testHost } from '../support/harness.js';
+import { fetchLoopback } from '../support/http.js';
 
 const host = testHost();
 const user = host.sessionUser;
@@ -56,28 +56,6 @@ function vmenv(args: string[], timeoutMs = 300_000): Promise<Run> {
 function ok(r: Run): Run {
   if (r.code !== 0) throw new Error(`exit ${r.code}\n${r.stdout}\n${r.stderr}`);
   return r;
-}
-
-/** GET http://127.0.0.1:<port>/ — loopback only; a few tries while the guest's httpd starts. */
-async function fetchLoopback(p: number): Promise<string> {
-  let last: unknown;
-  for (let i = 0; i < 20; i++) {
-    try {
-      return await new Promise<string>((resolve, reject) => {
-        const req = get({ host: '127.0.0.1', port: p, path: '/', timeout: 5000 }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve(body));
-        });
-        req.on('timeout', () => req.destroy(new Error('timed out')));
-        req.on('error', reject);
-      });
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-  throw new Error(`nothing answered on 127.0.0.1:${p}: ${String(last)}`);
 }
 
 function statusOf(r: Run): { status: string; ip?: string } {

@@ -48,11 +48,11 @@ describe('isPortFree', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   it('sees a port held by a listener, and one that is not', async () => {
-    expect(await isPortFree('127.0.0.1', port)).toBe(false);
+    expect(await isPortFree('127.0.0.1', port, 'tcp')).toBe(false);
     const other = createServer();
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
     const freed = (other.address() as { port: number }).port;
     await new Promise<void>((r) => other.close(() => r()));
-    expect(await isPortFree('127.0.0.1', freed)).toBe(true);
+    expect(await isPortFree('127.0.0.1', freed, 'tcp')).toBe(true);
   });
 });
