@@ -39,7 +39,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
   qemu-system-x86 qemu-utils dnsmasq-base iptables ovmf rsync
   openssh-client openssh-server genisoimage xorriso iproute2 libxml2-utils
-  netcat-openbsd procps hyperfine
+  netcat-openbsd procps hyperfine ansible
   # Building boxes (vmenv box build) and testing their guest side.
   mmdebstrap extlinux syslinux-common e2fsprogs fdisk dosfstools cpio zstd
   xz-utils busybox-static
