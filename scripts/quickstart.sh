@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # vmenv quick start on a fresh Debian 12 machine with Node.js >= 20:
-#   1. installs the host packages vmenv drives (QEMU, libvirt, rsync, ssh, an ISO writer);
-#   2. makes sure a libvirt daemon runs (systemctl where systemd runs, else started
-#      directly, as Debian's service would) — it starts no network of its own;
+#   1. installs the host packages vmenv drives and those that build boxes;
+#   2. as root, makes sure a libvirt daemon runs (systemctl where systemd runs, else
+#      started directly); as a normal user, vmenv starts the per-user session daemon;
 #   3. installs vmenv's npm dependencies and builds it;
-#   4. runs `vmenv doctor`, which checks the host and connects to libvirt.
-# Until the machine lifecycle lands (issue #4), `doctor` is where the quick start ends.
-#   npm run quickstart        (as root, or with sudo available for steps 1-2)
+#   4. builds the `tiny` box once (cached in /var/cache/vmenv/boxes) and adds it;
+#   5. writes an example project and brings its machine up with QEMU user-mode
+#      networking (SSH forwarded to 127.0.0.1: no traffic leaves loopback);
+#   6. runs a command in the guest and prints its output.
+#
+#   npm run quickstart                 (as root, or with sudo for steps 1, 2 and 4)
+#   VMENV_QUICKSTART_DIR=<dir>         where the example project goes (~/vmenv-example)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+started_at=$(date +%s.%N)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 as_root() {
@@ -17,8 +23,10 @@ as_root() {
   else echo "quickstart: '$*' needs root: run as root or install sudo" >&2; exit 1
   fi
 }
+vmenv() { node "$root/bin/run.js" "$@"; }
 
-packages=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients rsync openssh-client genisoimage)
+packages=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients rsync openssh-client genisoimage
+  mmdebstrap extlinux syslinux-common e2fsprogs fdisk dosfstools cpio zstd xz-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -29,27 +37,56 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-socket=/run/libvirt/libvirt-sock
-if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+if [ "$(id -u)" -eq 0 ] && ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  socket=/run/libvirt/libvirt-sock
   if [ -d /run/systemd/system ]; then
     say "starting libvirtd (systemctl)"
-    as_root systemctl start libvirtd
+    systemctl start libvirtd
   else
-    say "starting virtlogd and libvirtd (no systemd on this machine)"
     # Judge by the sockets, not by process names: a libvirtd of another namespace
     # (vmenv's test harness has one) does not serve this one.
-    [ -S /run/libvirt/virtlogd-sock ] || as_root virtlogd -d
-    as_root libvirtd -d
+    if [ ! -S /run/libvirt/virtlogd-sock ]; then
+      virtlogd -d
+      say "started virtlogd (pid $(cat /run/virtlogd.pid 2>/dev/null || echo '?'))"
+    fi
+    libvirtd -d
+    for _ in $(seq 1 100); do [ -S "$socket" ] && break; sleep 0.1; done
+    say "started libvirtd (pid $(cat /run/libvirtd.pid 2>/dev/null || echo '?'))"
   fi
-  for _ in $(seq 1 100); do [ -S "$socket" ] && break; sleep 0.1; done
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies"
   npm ci --no-audit --no-fund >/dev/null
 fi
-say "building vmenv"
-npm run build >/dev/null
+if [ ! -f dist/commands/up.js ] || [ -n "$(find src -newer dist/commands/up.js -name '*.ts' -print -quit)" ]; then
+  say "building vmenv"
+  npm run build >/dev/null
+fi
 
-say "vmenv doctor"
-exec node bin/run.js doctor
+if ! vmenv box list --json | grep -q '"name": *"tiny"'; then
+  say "building the tiny box (once; about a minute)"
+  box=$(as_root bash scripts/box-cache.sh tiny)
+  vmenv box add "$box" --name tiny >/dev/null
+fi
+
+dir=${VMENV_QUICKSTART_DIR:-$HOME/vmenv-example}
+mkdir -p "$dir"
+if [ ! -f "$dir/vmenv.yaml" ]; then
+  say "writing $dir/vmenv.yaml"
+  cat >"$dir/vmenv.yaml" <<'YAML'
+# The example project of vmenv's quick start: one small machine from the tiny box.
+box: tiny
+memory: 256
+# QEMU user-mode networking: SSH (and forwarded_ports) on 127.0.0.1 only.
+network: { mode: user }
+YAML
+fi
+
+say "vmenv up (in $dir)"
+vmenv up --cwd "$dir"
+say "vmenv ssh -c … (a command in the guest)"
+vmenv ssh --cwd "$dir" -c 'echo "Hello from $(hostname): $(uname -sr), up $(cut -d. -f1 /proc/uptime) s"'
+
+elapsed=$(awk -v s="$started_at" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}')
+say "done in $elapsed s. Next: cd $dir && vmenv ssh   (vmenv destroy -f removes the machine)"

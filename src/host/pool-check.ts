@@ -4,9 +4,8 @@
  * vmenv's data folder and starts an inactive one, so those are warnings; a folder QEMU
  * cannot reach is a failure (the first boot would end in "Permission denied").
  */
+import { newPoolPath } from '../machine/pool-path.js';
 import { realpath } from 'node:fs/promises';
-import { join } from 'node:path';
-import { vmenvHome } from '../box/store.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatBytes } from '../ui/format.js';
@@ -66,7 +65,7 @@ export function poolCheck(f: PoolFacts): Check {
   const access = accessText(f);
   const from = f.source === 'default' ? ' (the default)' : ` (from ${f.source})`;
   if (f.state === 'missing') {
-    const create = f.path ?? join('$VMENV_HOME', 'pools', f.name);
+    const create = f.path ?? newPoolPath(f.uri, f.name);
     const detail = `pool '${f.name}'${from} does not exist on ${f.uri}; 'vmenv up' creates it at ${create}`;
     if (access.problem !== undefined) return { name, status: 'fail', detail: `${detail}, but ${access.problem}`, fix: access.fix ?? null };
     return {
@@ -151,7 +150,7 @@ export async function gatherPoolFacts(client: LibvirtClient, o: PoolFactsOptions
   } catch (err) {
     if (!isNotFound(err)) throw err;
     // Where `vmenv up` would define it (see the storage pool step of src/machine/up.ts).
-    facts.path = join(vmenvHome(), 'pools', o.name);
+    facts.path = newPoolPath(o.uri, o.name);
     facts.access = await accessOf(client, facts.path, o);
     return facts;
   }

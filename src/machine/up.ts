@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { findBox, recordUpload, toUploadBox, uploadLock, vmenvHome, type StoredBox } from '../box/store.js';
+import { findBox, recordUpload, toUploadBox, uploadLock, type StoredBox } from '../box/store.js';
 import { ensureBoxVolumes } from '../box/upload.js';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { detectVirtualization } from '../host/virtualization.js';
@@ -21,6 +21,7 @@ import { machineDomainSpec, machineMac, type ManagementNic } from './domain-plan
 import type { Step } from './pipeline.js';
 import { startNatForwarder, stopNatForwarder } from './forwarding.js';
 import { ensureNatNetwork, removeNetworkIfUnused } from './network.js';
+import { newPoolPath } from './pool-path.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
 
@@ -143,8 +144,8 @@ export function createMachineSteps(): Step<UpContext>[] {
           ctx.pool = await ctx.client.storagePoolLookupByName(name);
         } catch (err) {
           if (!isNotFound(err)) throw err;
-          // No such pool: make one in vmenv's data directory, as a user of Vagrant expects `default` to exist.
-          const path = join(vmenvHome(), 'pools', name);
+          // No such pool: make one, as a user of Vagrant expects `default` to exist.
+          const path = newPoolPath(ctx.client.uri, name);
           ctx.pool = await ctx.client.storagePoolDefineXml(poolXml({ name, path }));
           await ctx.client.storagePoolBuild(ctx.pool);
           await ctx.client.storagePoolSetAutostart(ctx.pool, true);
