@@ -4,7 +4,7 @@ import { machineNames, projectMachines, withProjectLock } from '../ui/project.js
 
 export default class Provision extends BaseCommand {
   static override summary = 'Run the provisioners on running machines.';
-  static override description = `Runs the provisioners of vmenv.yaml (shell, file) on each running machine, in the order they are listed: those with run: once as well as run: always; those with run: never only when named with --provision-with. Output is streamed with the machine's name in front of each line. Stops at the first provisioner that fails, naming it and its exit code. Synced folders are not synced: 'vmenv rsync' does that.`;
+  static override description = `Runs the provisioners of vmenv.yaml (shell, file, ansible) on each running machine, in the order they are listed: those with run: once as well as run: always; those with run: never only when named with --provision-with. Output is streamed with the machine's name in front of each line. Stops at the first provisioner that fails, naming it and its exit code. An ansible provisioner with limit: all runs once for all the machines given, after their other provisioners. Synced folders are not synced: 'vmenv rsync' does that.`;
 
   static override examples = [
     { description: 'Run every provisioner on every machine.', command: '<%= config.bin %> <%= command.id %>' },
@@ -22,13 +22,15 @@ export default class Provision extends BaseCommand {
     const { argv, flags } = await this.parse(Provision);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
     const { forEachMachine, withMachineSession } = await import('../machine/lifecycle.js');
-    const { provisionMachine } = await import('../machine/provision.js');
+    const { provisionMachine, withAnsibleBatch } = await import('../machine/provision.js');
     await withProjectLock(project, 'provision', this.signal, () =>
-      forEachMachine(project, machines, { signal: this.signal }, (h) =>
-        withMachineSession(h, this.signal, async (session) => {
-          const ran = await provisionMachine(h, session, { signal: this.signal, provision: true, only: flags['provision-with'] ?? [] });
-          if (ran === 0) this.log(`${h.machine.name}: no provisioner to run`);
-        }),
+      withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
+        forEachMachine(project, machines, { signal: this.signal }, (h) =>
+          withMachineSession(h, this.signal, async (session) => {
+            const ran = await provisionMachine(h, session, { signal: this.signal, provision: true, only: flags['provision-with'] ?? [], ansibleBatch });
+            if (ran === 0) this.log(`${h.machine.name}: no provisioner to run`);
+          }),
+        ),
       ),
     );
   }

@@ -32,16 +32,18 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
     const { argv, flags } = await this.parse(Up);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
     const { forEachMachine, upMachine } = await import('../machine/lifecycle.js');
-    const { syncAndProvision } = await import('../machine/provision.js');
+    const { syncAndProvision, withAnsibleBatch } = await import('../machine/provision.js');
     await withProjectLock(project, 'up', this.signal, () =>
-      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        const ctx = await upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] });
-        try {
-          await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [] });
-        } finally {
-          await ctx.session?.close();
-        }
-      }),
+      withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
+        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
+          const ctx = await upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] });
+          try {
+            await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [], ansibleBatch });
+          } finally {
+            await ctx.session?.close();
+          }
+        }),
+      ),
     );
   }
 }

@@ -2,9 +2,11 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Provisioner, ShellProvisioner } from '../config/types.js';
 import { shQuote } from '../libvirt/transport/ssh.js';
 import type { SshSession } from '../ssh/index.js';
-import { ExitCode, NotImplementedError, UserError } from '../ui/errors.js';
-import { Issue } from '../ui/issues.js';
+import { ExitCode, UserError } from '../ui/errors.js';
+import { provisionWithAnsible, type AnsibleBatch } from './ansible.js';
+import { limitsToAll } from './ansible-inventory.js';
 import { sshToMachine, type MachineHandle } from './lifecycle.js';
+import { prefixer } from './output.js';
 import { syncFolders } from './sync.js';
 import type { UpContext } from './up.js';
 
@@ -16,24 +18,14 @@ export interface ProvisionOptions {
   only?: readonly string[];
   /** Where provisioner output goes, each line prefixed with the machine's name. */
   out?: NodeJS.WritableStream;
+  /**
+   * Takes the ansible provisioners with `limit: all`, to run once for all the machines
+   * of the command (see withAnsibleBatch); without it they run for this machine alone.
+   */
+  ansibleBatch?: AnsibleBatch;
 }
 
-/** Writes chunks to `out` line by line, each line prefixed. */
-function prefixer(prefix: string, out: NodeJS.WritableStream): { write(chunk: Buffer): void; end(): void } {
-  let rest = '';
-  return {
-    write(chunk) {
-      const text = rest + chunk.toString('utf8');
-      const lines = text.split('\n');
-      rest = lines.pop()!;
-      for (const l of lines) out.write(`${prefix}${l}\n`);
-    },
-    end() {
-      if (rest) out.write(`${prefix}${rest}\n`);
-      rest = '';
-    },
-  };
-}
+export { AnsibleBatch, withAnsibleBatch } from './ansible.js';
 
 function provisionerLabel(p: Provisioner, i: number): string {
   return p.name ?? `${p.type} #${i + 1}`;
@@ -80,12 +72,17 @@ export async function runProvisioners(h: MachineHandle, session: SshSession, lis
   const out = options.out ?? process.stdout;
   for (const [i, p] of list.entries()) {
     const label = provisionerLabel(p, h.machine.provision.indexOf(p) >= 0 ? h.machine.provision.indexOf(p) : i);
+    if (p.type === 'ansible' && limitsToAll(p) && options.ansibleBatch) {
+      await options.ansibleBatch.add(h, p, label);
+      out.write(`${h.machine.name}: provisioner '${label}' (ansible, limit: all) runs once for all machines, after their other provisioners\n`);
+      continue;
+    }
     out.write(`${h.machine.name}: running provisioner '${label}' (${p.type})\n`);
     if (p.type === 'shell') await runShell(h, session, p, label, out, options.signal);
     else if (p.type === 'file') {
       const source = isAbsolute(p.source) ? p.source : resolve(h.project.dir, p.source);
       await session.upload(source, p.destination);
-    } else throw new NotImplementedError('provision (ansible)', Issue.syncAndProvision);
+    } else await provisionWithAnsible(h, p, label, out, options.signal);
   }
 }
 

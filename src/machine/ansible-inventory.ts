@@ -1,0 +1,107 @@
+/**
+ * What one `ansible-playbook` run is given, as pure functions: the inventory (a YAML
+ * file), the SSH arguments that pin each guest's host key, and the command line.
+ *
+ * The inventory is YAML with every string written as a double-quoted scalar (no YAML
+ * or INI quoting rule can bite: spaces, `#`, `=`, quotes, `%`) and tagged `!unsafe` so
+ * that Ansible never templates it (a project path holding `{{` stays a path).
+ */
+import type { AnsibleProvisioner } from '../config/types.js';
+import { shQuote } from '../libvirt/transport/ssh.js';
+import { escapeSshTokens, quoteSshConfigArg, type PinnedKey } from '../ssh/index.js';
+
+/** One machine as Ansible reaches it. */
+export interface AnsibleHost {
+  /** The inventory name: the machine's name. */
+  name: string;
+  /** `ansible_host`: the recorded IP, or 127.0.0.1 in user mode. */
+  address: string;
+  /** 22, or the forwarded port in user mode. */
+  port: number;
+  user: string;
+  privateKeyFile: string;
+  /** The guest's host key pinned at first contact: the only key ssh accepts. */
+  hostKey: PinnedKey;
+  /** Reaches %h:%p (a guest inside a network namespace). */
+  proxyCommand?: string;
+}
+
+/** A YAML double-quoted scalar: JSON's escapes, with every non-ASCII code point escaped too. */
+export function yamlString(value: string): string {
+  let out = '"';
+  for (const ch of value) {
+    const cp = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (cp >= 0x20 && cp < 0x7f) out += ch;
+    else if (cp <= 0xffff) out += `\\u${cp.toString(16).padStart(4, '0')}`;
+    else out += `\\U${cp.toString(16).padStart(8, '0')}`;
+  }
+  return `${out}"`;
+}
+
+function unsafe(value: string): string {
+  return `!unsafe ${yamlString(value)}`;
+}
+
+/**
+ * The arguments ssh gets for a host (`ansible_ssh_common_args`, which Ansible splits as
+ * a POSIX shell would): the pinned key as the only known key, checked strictly, the
+ * machine's key only, and the proxy command when there is one.
+ */
+export function sshCommonArgs(host: AnsibleHost, knownHostsFile: string): string {
+  const options = [
+    `UserKnownHostsFile=${quoteSshConfigArg(escapeSshTokens(knownHostsFile))}`,
+    'GlobalKnownHostsFile=/dev/null',
+    'StrictHostKeyChecking=yes',
+    'UpdateHostKeys=no',
+    'IdentitiesOnly=yes',
+  ];
+  if (host.proxyCommand !== undefined) {
+    if (/[\r\n\0]/.test(host.proxyCommand)) throw new TypeError(`machine ${host.name}: a ProxyCommand cannot hold a line break`);
+    options.push(`ProxyCommand=${host.proxyCommand}`);
+  }
+  return options.map((o) => `-o ${shQuote(o)}`).join(' ');
+}
+
+/** The inventory for a run: each host under `all`, with where each one's known_hosts file is. */
+export function renderInventory(hosts: readonly AnsibleHost[], knownHostsFile: (host: AnsibleHost) => string): string {
+  const lines = ['# Written by vmenv for one ansible-playbook run, and removed after it.', 'all:', '  hosts:'];
+  for (const h of hosts) {
+    lines.push(
+      `    ${yamlString(h.name)}:`,
+      '      ansible_connection: ssh',
+      `      ansible_host: ${unsafe(h.address)}`,
+      `      ansible_port: ${h.port}`,
+      `      ansible_user: ${unsafe(h.user)}`,
+      `      ansible_ssh_private_key_file: ${unsafe(h.privateKeyFile)}`,
+      `      ansible_ssh_common_args: ${unsafe(sshCommonArgs(h, knownHostsFile(h)))}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Whether the provisioner runs once for all machines (Vagrant's `ansible.limit = "all"`). */
+export function limitsToAll(p: AnsibleProvisioner): boolean {
+  return p.limit === 'all';
+}
+
+/** ansible-playbook's arguments (without the program name). */
+export function playbookArgs(p: AnsibleProvisioner, files: { inventory: string; extraVars?: string }): string[] {
+  const args = ['--inventory', files.inventory];
+  if (files.extraVars !== undefined) args.push('--extra-vars', `@${files.extraVars}`);
+  if (p.limit !== undefined) args.push('--limit', p.limit);
+  if (p.tags.length > 0) args.push('--tags', p.tags.join(','));
+  if (p.become) args.push('--become');
+  // After `--`: a playbook path can never be read as an option.
+  args.push('--', p.playbook);
+  return args;
+}
+
+/** The lines of ansible-playbook's stderr that say what went wrong (`ERROR! …`), for the error message. */
+export function ansibleErrorLines(stderr: string, max = 3): string[] {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('ERROR!'))
+    .slice(0, max);
+}
