@@ -254,6 +254,7 @@ try {
         proxyCommand: netnsProxyCommand(netns),
         timeoutMs: 120_000,
         ...(v.sshIntervalMs === undefined ? {} : { intervalMs: v.sshIntervalMs }),
+        onAttempt: (a) => console_.lines.push([performance.now() - t0, `(SSH attempt ${a.attempt}: ${a.outcome})`]),
       });
       const tSsh = performance.now() - t0;
       console_.stop();
