@@ -43,6 +43,9 @@ PACKAGES=(
   # Building boxes (vmenv box build) and testing their guest side.
   mmdebstrap extlinux syslinux-common e2fsprogs fdisk dosfstools cpio zstd
   xz-utils busybox-static
+  # virtiofs shares: Debian 12's virtiofsd is /usr/lib/qemu/virtiofsd of this package
+  # (libvirt finds it through /usr/share/qemu/vhost-user/50-qemu-virtiofsd.json).
+  qemu-system-common
 )
 install_packages() {
   local missing=() p
