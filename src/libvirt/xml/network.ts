@@ -72,7 +72,15 @@ export interface NetworkSpec {
   /** MTU of the bridge (68-65535); left out, 1500. */
   mtu?: number;
   ipv4?: NetworkIpv4;
+  /**
+   * Options passed to the network's dnsmasq as they are (`no-ping`), through libvirt's
+   * dnsmasq namespace.
+   */
+  dnsmasqOptions?: readonly string[];
 }
+
+/** Namespace of libvirt's dnsmasq pass-through (`<dnsmasq:options>`). */
+export const DNSMASQ_XMLNS = 'http://libvirt.org/schemas/network/dnsmasq/1.0';
 
 function ipv4Xml(ip: NetworkIpv4): XmlElement {
   const address = parseIpv4('ipv4.address', ip.address);
@@ -164,9 +172,15 @@ export function networkElement(spec: NetworkSpec): XmlElement {
     }
     domain = el('domain', { name: d, localOnly: spec.domain.localOnly === false ? 'no' : 'yes' });
   }
+  const options = (spec.dnsmasqOptions ?? []).map((o, i) => {
+    if (typeof o !== 'string' || !/^[a-z][a-z0-9-]*(=[^\s]+)?$/.test(o)) {
+      throw new XmlSpecError(`dnsmasqOptions[${i}]`, `'${String(o)}' is not a dnsmasq option (name or name=value)`);
+    }
+    return el('dnsmasq:option', { value: o });
+  });
   return el(
     'network',
-    {},
+    { 'xmlns:dnsmasq': options.length > 0 ? DNSMASQ_XMLNS : undefined },
     el('name', {}, name),
     uuid !== undefined && el('uuid', {}, uuid),
     forward,
@@ -175,6 +189,7 @@ export function networkElement(spec: NetworkSpec): XmlElement {
     mtu,
     domain,
     spec.ipv4 !== undefined && ipv4Xml(spec.ipv4),
+    options.length > 0 && el('dnsmasq:options', {}, options),
   );
 }
 

@@ -18,4 +18,9 @@ describe("vmenv's mark on its networks", () => {
     expect(isVmenvNetworkXml(networkXml({ name: 'x', bridge: { name: 'vmenv-bridge' }, ipv4: { address: '192.0.2.1', prefix: 24 } }))).toBe(false);
     expect(isVmenvNetworkXml("<network><name>vmenv-12345678</name><bridge name='virbr1'/></network>")).toBe(false);
   });
+
+  it('passes dnsmasq options through, and refuses what is not one', () => {
+    expect(networkXml({ name: 'n', ipv4: { address: '192.0.2.1', prefix: 24 }, dnsmasqOptions: ['no-ping'] })).toContain("<dnsmasq:option value='no-ping'/>");
+    expect(() => networkXml({ name: 'n', ipv4: { address: '192.0.2.1', prefix: 24 }, dnsmasqOptions: ['no-ping; rm -rf'] })).toThrow(/dnsmasqOptions\[0\]/);
+  });
 });

@@ -92,6 +92,7 @@ export const natNetwork: NetworkSpec = {
       ],
     },
   },
+  dnsmasqOptions: ['no-ping'],
 };
 
 export const isolatedNetwork: NetworkSpec = {
