@@ -97,11 +97,19 @@ export function playbookArgs(p: AnsibleProvisioner, files: { inventory: string; 
   return args;
 }
 
-/** The lines of ansible-playbook's stderr that say what went wrong (`ERROR! …`), for the error message. */
+/**
+ * What ansible-playbook's stderr says went wrong, for the error message: its `ERROR! …`
+ * lines, and where in which file when it names a place.
+ */
 export function ansibleErrorLines(stderr: string, max = 3): string[] {
-  return stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith('ERROR!'))
-    .slice(0, max);
+  const lines = stderr.split('\n').map((l) => l.trim());
+  const out = lines.filter((l) => l.startsWith('ERROR!')).slice(0, max);
+  for (const l of lines) {
+    const at = /^The error appears to be in '(.+)': line (\d+), column (\d+)/.exec(l);
+    if (at) {
+      out.push(`at ${at[1]} line ${at[2]}, column ${at[3]}`);
+      break;
+    }
+  }
+  return out;
 }

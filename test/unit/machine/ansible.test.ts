@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { AnsibleProvisioner, MachineConfig, ProjectConfig } from '../../../src/config/types.js';
 import type { LibvirtClient } from '../../../src/libvirt/client.js';
-import { AnsibleBatch, withAnsibleBatch } from '../../../src/machine/ansible.js';
+import { AnsibleBatch, ansibleHostOf, withAnsibleBatch } from '../../../src/machine/ansible.js';
 import {
   ansibleErrorLines,
   limitsToAll,
@@ -30,7 +30,7 @@ import { fileHostKeyStore, type PinnedKey } from '../../../src/ssh/index.js';
 const hostKey: PinnedKey = {
   algorithm: 'ssh-ed25519',
   key: 'AAAAC3NzaC1lZDI1NTE5AAAAIICZVrHNxR6f57QfnCG7dgovke1WWxa9YTlUbK41ZGjk',
-  fingerprint: 'SHA256:x',
+  fingerprint: 'SHA256:hM7M+LsYOx+UoesJwGxV34oHTGHOt98Z12PhgwP8Lag',
 };
 
 const web: AnsibleHost = {
@@ -177,8 +177,18 @@ describe('playbookArgs', () => {
 
 describe('ansibleErrorLines', () => {
   it("keeps ansible's ERROR! lines", () => {
-    const stderr = '[WARNING]: something\nERROR! We were unable to read either as JSON nor YAML, these are the errors we got from each:\nJSON: x\n\nThe error appears to be in ...\n';
-    expect(ansibleErrorLines(stderr)).toEqual(['ERROR! We were unable to read either as JSON nor YAML, these are the errors we got from each:']);
+    const stderr = [
+      '[WARNING]: something',
+      'ERROR! We were unable to read either as JSON nor YAML, these are the errors we got from each:',
+      'JSON: Expecting value: line 1 column 1 (char 0)',
+      '',
+      "The error appears to be in '/p/my app/broken.yml': line 4, column 4, but may",
+      'be elsewhere in the file depending on the exact syntax problem.',
+    ].join('\n');
+    expect(ansibleErrorLines(stderr)).toEqual([
+      'ERROR! We were unable to read either as JSON nor YAML, these are the errors we got from each:',
+      'at /p/my app/broken.yml line 4, column 4',
+    ]);
     expect(ansibleErrorLines('fatal: [web]: FAILED!')).toEqual([]);
   });
 });
@@ -207,6 +217,31 @@ describe('AnsibleBatch', () => {
     const machine = { name, ssh: { port: 22 }, provision: [] } as unknown as MachineConfig;
     return { project: p, machine, state, client: {} as LibvirtClient };
   }
+
+  it("a machine as Ansible reaches it: NAT on port 22, user mode on its forwarded port; the guests' netns through a proxy", async () => {
+    const nat = await handle('web', '10.1.0.2');
+    const before = process.env['VMENV_GUEST_NETNS'];
+    delete process.env['VMENV_GUEST_NETNS'];
+    try {
+      expect(await ansibleHostOf(nat)).toEqual({
+        name: 'web',
+        address: '10.1.0.2',
+        port: 22,
+        user: 'vagrant',
+        privateKeyFile: join(nat.state.machineDir('web'), 'id_ed25519'),
+        hostKey,
+      });
+      const user = await handle('db', '127.0.0.1');
+      await user.state.update('db', (r) => {
+        r.nic = { mode: 'user', mac: '52:54:00:00:00:01', sshHostPort: 2201 };
+      });
+      process.env['VMENV_GUEST_NETNS'] = 'vmenv-test';
+      expect(await ansibleHostOf(user)).toMatchObject({ address: '127.0.0.1', port: 2201, proxyCommand: 'ip netns exec vmenv-test nc %h %p' });
+    } finally {
+      if (before === undefined) delete process.env['VMENV_GUEST_NETNS'];
+      else process.env['VMENV_GUEST_NETNS'] = before;
+    }
+  });
 
   it('groups equal provisioners of several machines, whatever their keys order', async () => {
     const playbook = join(dir, 'site.yml');
