@@ -37,10 +37,13 @@ export default class Destroy extends BaseCommand {
       const names = machines.map((m) => m.name).join(', ');
       if (!(await confirm(`Destroy ${names} and delete their disks? (y/N) `))) return;
     }
-    const { destroyMachine, forEachMachine, haltMachine } = await import('../machine/lifecycle.js');
+    const { forEachMachine } = await import('../machine/handle.js');
+    const { destroyMachine } = await import('../machine/destroy.js');
+    // Only a graceful destroy talks to the guest (and so loads SSH).
+    const halt = flags.graceful ? (await import('../machine/halt.js')).haltMachine : undefined;
     await withProjectLock(project, 'destroy', this.signal, () =>
       forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        if (flags.graceful && (await h.state.read(h.machine.name))?.domain) await haltMachine(h, { signal: this.signal }).catch(() => undefined);
+        if (halt && (await h.state.read(h.machine.name))?.domain) await halt(h, { signal: this.signal }).catch(() => undefined);
         await destroyMachine(h);
         this.log(`${h.machine.name}: destroyed`);
       }),

@@ -29,7 +29,8 @@ export default class Halt extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Halt);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine, haltMachine } = await import('../machine/lifecycle.js');
+    const { forEachMachine } = await import('../machine/handle.js');
+    const { haltMachine } = await import('../machine/halt.js');
     const chosen = flags.timeout === undefined ? machines : machines.map((m) => ({ ...m, shutdown: { ...m.shutdown, timeout: flags.timeout! } }));
     await withProjectLock(project, 'halt', this.signal, () =>
       forEachMachine(project, chosen, { signal: this.signal, parallel: flags.parallel }, async (h) => {

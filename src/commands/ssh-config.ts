@@ -28,16 +28,14 @@ export default class SshConfig extends BaseCommand {
     if (flags.host !== undefined && machines.length !== 1) {
       throw new UserError('--host renames one machine: name exactly one', { hint: 'vmenv ssh-config web --host web.test' });
     }
-    const { openMachine, writeMachineSshConfig } = await import('../machine/lifecycle.js');
+    const { writeMachineSshConfig } = await import('../machine/ssh-access.js');
+    const { ProjectState } = await import('../project/state.js');
+    // All it needs is recorded in the project's state: no libvirt connection.
+    const state = new ProjectState(project.dir);
     const blocks: { machine: string; config: string; file: string }[] = [];
     for (const m of machines) {
-      const h = await openMachine(project, m, this.signal);
-      try {
-        const { text, path } = await writeMachineSshConfig(h);
-        blocks.push({ machine: m.name, config: flags.host ? text.replace(/^Host .*$/m, `Host ${flags.host}`) : text, file: path });
-      } finally {
-        await h.client.close();
-      }
+      const { text, path } = await writeMachineSshConfig({ project, machine: m, state });
+      blocks.push({ machine: m.name, config: flags.host ? text.replace(/^Host .*$/m, `Host ${flags.host}`) : text, file: path });
     }
     if (!this.jsonEnabled()) this.log(blocks.map((b) => b.config).join('\n').trimEnd());
     return { machines: blocks };

@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import type { LibvirtClient } from '../libvirt/client.js';
 import { BaseCommand } from '../ui/base-command.js';
 import { UserError } from '../ui/errors.js';
 import { cwdFlag, machineArg } from '../ui/machine-flags.js';
@@ -29,19 +30,26 @@ export default class Ssh extends BaseCommand {
     if (machines.length !== 1) {
       throw new UserError('this project has several machines: name the one to connect to', { hint: `Its machines: ${machines.map((m) => m.name).join(', ')}` });
     }
-    const { openMachine, sshToMachine, writeMachineSshConfig } = await import('../machine/lifecycle.js');
-    const h = await openMachine(project, machines[0]!, this.signal);
+    const machine = machines[0]!;
+    const { ProjectState } = await import('../project/state.js');
+    const m = { project, machine, state: new ProjectState(project.dir) };
+    if (flags.plain || extra.length > 0) {
+      // OpenSSH itself, with the machine's config: extra arguments go to ssh unchanged.
+      const { writeMachineSshConfig } = await import('../machine/ssh-access.js');
+      const { path } = await writeMachineSshConfig(m);
+      const { spawnSync } = await import('node:child_process');
+      const sshArgs = ['-F', path, ...(flags.plain ? ['-o', 'IdentitiesOnly=no', '-o', 'User=' + (process.env.USER ?? 'root')] : []), ...extra, machine.name];
+      if (flags.command !== undefined) sshArgs.push(flags.command);
+      const r = spawnSync('ssh', sshArgs, { stdio: 'inherit' });
+      this.exit(r.status ?? 255);
+    }
+    const { connectToMachine } = await import('../machine/ssh-access.js');
+    // libvirt is asked only when SSH is slow to connect or fails: does the machine run at all?
+    let opened: Promise<LibvirtClient> | undefined;
+    const libvirt = (): Promise<LibvirtClient> =>
+      (opened ??= import('../machine/handle.js').then(async ({ openMachine }) => (await openMachine(project, machine, this.signal)).client));
     try {
-      if (flags.plain || extra.length > 0) {
-        // OpenSSH itself, with the machine's config: extra arguments go to ssh unchanged.
-        const { path } = await writeMachineSshConfig(h);
-        const { spawnSync } = await import('node:child_process');
-        const sshArgs = ['-F', path, ...(flags.plain ? ['-o', 'IdentitiesOnly=no', '-o', 'User=' + (process.env.USER ?? 'root')] : []), ...extra, machines[0]!.name];
-        if (flags.command !== undefined) sshArgs.push(flags.command);
-        const r = spawnSync('ssh', sshArgs, { stdio: 'inherit' });
-        this.exit(r.status ?? 255);
-      }
-      const session = await sshToMachine(h, this.signal);
+      const session = await connectToMachine(m, { signal: this.signal, libvirt, askLibvirtAfterMs: 1000 });
       try {
         const result =
           flags.command !== undefined
@@ -56,7 +64,7 @@ export default class Ssh extends BaseCommand {
         await session.close();
       }
     } finally {
-      await h.client.close();
+      await opened?.then((c) => c.close()).catch(() => undefined);
     }
   }
 }

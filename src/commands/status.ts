@@ -21,7 +21,8 @@ export default class Status extends BaseCommand {
   async run(): Promise<unknown> {
     const { argv, flags } = await this.parse(Status);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine, machineStatus } = await import('../machine/lifecycle.js');
+    const { forEachMachine } = await import('../machine/handle.js');
+    const { machineStatus } = await import('../machine/status.js');
     const { ProjectState } = await import('../project/state.js');
     const state = new ProjectState(project.dir);
     const created = new Set<string>();

@@ -4,8 +4,10 @@
 import type { Duplex } from 'node:stream';
 import { LibvirtConnectError } from '../errors.js';
 import {
+  DEFAULT_SSH_PORT,
   DEFAULT_TCP_PORT,
   formatLibvirtUri,
+  localUserName,
   processSocketEnv,
   unixSocketFor,
   type LibvirtUri,
@@ -19,7 +21,7 @@ import {
   type EnsureSessionDaemonOptions,
   type SessionDaemonResult,
 } from './session-daemon.js';
-import { sshDialerForUri, type SshUriDialerOptions } from './ssh.js';
+import type { SshUriDialerOptions } from './ssh.js';
 import { tcpDialer } from './tcp.js';
 import { unixDialer } from './unix.js';
 
@@ -127,6 +129,24 @@ function tlsDialer(u: LibvirtUri): Dialer {
   };
 }
 
+/**
+ * The ssh transport, loaded on the first dial: it brings in ssh2, which costs every
+ * command tens of milliseconds at startup, and most URIs are local.
+ */
+function lazySshDialer(u: LibvirtUri, opts: SshUriDialerOptions): Dialer {
+  let loaded: Promise<Dialer> | undefined;
+  const host = u.host ?? 'localhost';
+  const port = u.port ?? DEFAULT_SSH_PORT;
+  const where = `${u.user ?? localUserName()}@${host.includes(':') ? `[${host}]` : host}${port === DEFAULT_SSH_PORT ? '' : `:${port}`}`;
+  return {
+    describe: () => `ssh ${where}`,
+    async dial(signal?: AbortSignal): Promise<Duplex> {
+      loaded ??= import('./ssh.js').then((m) => m.sshDialerForUri(u, opts));
+      return (await loaded).dial(signal);
+    },
+  };
+}
+
 /** The Dialer for a parsed URI: unix (starting the session daemon if needed), tcp, ssh; tls reports unsupported. */
 export function dialerForUri(u: LibvirtUri, opts: DialerForUriOptions = {}): Dialer {
   switch (u.transport) {
@@ -142,7 +162,7 @@ export function dialerForUri(u: LibvirtUri, opts: DialerForUriOptions = {}): Dia
       if (opts.env && o.env === undefined) o.env = opts.env;
       if (opts.home && o.home === undefined) o.home = opts.home;
       if (opts.timeoutMs !== undefined && o.timeoutMs === undefined) o.timeoutMs = opts.timeoutMs;
-      return sshDialerForUri(u, o);
+      return lazySshDialer(u, o);
     }
     case 'tls':
       return tlsDialer(u);

@@ -1,0 +1,94 @@
+import { DomainEventType, DomainShutdownFlags, DomainState } from '../libvirt/constants.js';
+import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
+import type { DomainRef } from '../libvirt/protocol/types.js';
+import { TimeoutError } from '../ui/errors.js';
+import { sleep } from '../util/sleep.js';
+import { stopNatForwarder } from './forwarding.js';
+import type { MachineHandle } from './handle.js';
+import { currentDomain } from './live-domain.js';
+import { requireRecord, sshToMachine } from './ssh-access.js';
+
+/**
+ * Waits until the domain is shut off: woken by libvirt's lifecycle events (the
+ * "stopped" event), with a slow poll of its state as a backstop; false on timeout.
+ */
+async function waitShutoff(h: MachineHandle, domain: DomainRef, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let wake = new AbortController();
+  const unsubscribe = await h.client
+    .onDomainLifecycle(domain, (e) => {
+      if (e.event === DomainEventType.stopped) wake.abort();
+    })
+    .catch(() => undefined); // no events (an old daemon): the poll alone will do
+  try {
+    while (Date.now() < deadline) {
+      signal?.throwIfAborted();
+      try {
+        if ((await h.client.domainGetState(domain)).state === DomainState.shutoff) return true;
+      } catch (err) {
+        if (isNotFound(err)) return true;
+        throw err;
+      }
+      const both = signal ? AbortSignal.any([signal, wake.signal]) : wake.signal;
+      await sleep(Math.min(1000, Math.max(0, deadline - Date.now())), both).catch(() => undefined);
+      if (wake.signal.aborted) wake = new AbortController();
+    }
+    return false;
+  } finally {
+    await unsubscribe?.().catch(() => undefined);
+  }
+}
+
+/**
+ * Shuts a machine down: `poweroff` over SSH, else the ACPI power button, then forced
+ * off after `shutdown.timeout` seconds (or at once with `force`).
+ */
+export async function haltMachine(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<'already off' | 'graceful' | 'forced'> {
+  const outcome = await haltDomain(h, options);
+  const record = await h.state.read(h.machine.name);
+  if (record) await stopNatForwarder(h.state, record);
+  return outcome;
+}
+
+async function haltDomain(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal }): Promise<'already off' | 'graceful' | 'forced'> {
+  const record = await requireRecord(h);
+  const live = await currentDomain(h.client, record);
+  if (!live) return 'already off';
+  if (live.state === DomainState.shutoff) {
+    // A saved machine is off, but `up` would restore it: halting it drops the saved memory.
+    if (!(await h.client.domainHasManagedSaveImage(live.domain))) return 'already off';
+    await h.client.domainManagedSaveRemove(live.domain);
+    return 'forced';
+  }
+  if (live.state === DomainState.paused && !options.force) {
+    await h.client.domainResume(live.domain);
+    live.state = DomainState.running;
+  }
+  const timeoutMs = h.machine.shutdown.timeout * 1000;
+  if (!options.force && h.machine.shutdown.mode !== 'destroy') {
+    if (h.machine.shutdown.mode === 'ssh' && live.state === DomainState.running) {
+      const session = await sshToMachine(h, options.signal).catch(() => undefined);
+      if (session) {
+        // The channel dies with the guest rather than closing: do not wait on it.
+        const sent = session.exec('sudo -n poweroff || poweroff').catch(() => undefined);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([sent, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+        clearTimeout(timer);
+        void session.close().catch(() => undefined);
+      }
+    }
+    if (!(await waitShutoff(h, live.domain, Math.min(timeoutMs, 2000), options.signal))) {
+      await h.client.domainShutdown(live.domain, DomainShutdownFlags.acpiPowerButton).catch((err: unknown) => {
+        if (!isOperationInvalid(err)) throw err;
+      });
+    }
+    if (await waitShutoff(h, live.domain, timeoutMs, options.signal)) return 'graceful';
+  }
+  await h.client.domainDestroy(live.domain).catch((err: unknown) => {
+    if (!isOperationInvalid(err)) throw err;
+  });
+  if (!(await waitShutoff(h, live.domain, 10_000, options.signal))) {
+    throw new TimeoutError(`domain ${record.domain!.name} to power off`, 10_000);
+  }
+  return 'forced';
+}

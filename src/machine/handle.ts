@@ -1,0 +1,90 @@
+/**
+ * A machine with a connection to its libvirt: what every lifecycle operation works on.
+ * Kept free of heavy imports (ssh2, listr2, the box store): `status` loads only this.
+ */
+import type { MachineConfig, ProjectConfig } from '../config/types.js';
+import type { LibvirtClient } from '../libvirt/client.js';
+import { openLibvirt } from '../libvirt/index.js';
+import { ProjectState } from '../project/state.js';
+
+/** A machine of a project and its recorded state, without a libvirt connection. */
+export interface MachineRef {
+  project: ProjectConfig;
+  machine: MachineConfig;
+  state: ProjectState;
+}
+
+export interface MachineHandle extends MachineRef {
+  client: LibvirtClient;
+}
+
+/** The libvirt URI a machine lives on: the one recorded at creation, else its configured one. */
+async function machineUri(state: ProjectState, machine: MachineConfig): Promise<string | undefined> {
+  return (await state.read(machine.name))?.uri ?? machine.uri;
+}
+
+/** Connects to the machine's libvirt (its configured URI, else the default choice). */
+export async function openMachine(project: ProjectConfig, machine: MachineConfig, signal?: AbortSignal): Promise<MachineHandle> {
+  const state = new ProjectState(project.dir);
+  const client = await openLibvirt(await machineUri(state, machine), { ...(signal ? { signal } : {}) });
+  return { project, machine, state, client };
+}
+
+/**
+ * One libvirt connection per URI for a command that works on several machines: they
+ * share it (calls are matched by serial, so parallel use is safe), and it is closed once.
+ */
+export class LibvirtConnections {
+  private readonly open = new Map<string, Promise<LibvirtClient>>();
+
+  constructor(private readonly signal?: AbortSignal) {}
+
+  async handle(project: ProjectConfig, machine: MachineConfig): Promise<MachineHandle> {
+    const state = new ProjectState(project.dir);
+    return { project, machine, state, client: await this.client(await machineUri(state, machine)) };
+  }
+
+  /** The shared connection to `uri` (undefined: the default choice), opened on first use. */
+  private client(uri: string | undefined): Promise<LibvirtClient> {
+    const key = uri ?? '';
+    let client = this.open.get(key);
+    if (!client) {
+      client = openLibvirt(uri, { ...(this.signal ? { signal: this.signal } : {}) });
+      this.open.set(key, client);
+    }
+    return client;
+  }
+
+  async closeAll(): Promise<void> {
+    const clients = await Promise.allSettled(this.open.values());
+    this.open.clear();
+    await Promise.all(clients.map((c) => (c.status === 'fulfilled' ? c.value.close().catch(() => undefined) : undefined)));
+  }
+}
+
+/**
+ * Runs `fn` for each machine with a handle on its libvirt, one after another or all at
+ * once. In parallel every machine runs to its end; the first failure is then rethrown.
+ */
+export async function forEachMachine(
+  project: ProjectConfig,
+  machines: readonly MachineConfig[],
+  options: { signal?: AbortSignal; parallel?: boolean | undefined },
+  fn: (h: MachineHandle) => Promise<void>,
+): Promise<void> {
+  const connections = new LibvirtConnections(options.signal);
+  try {
+    if (!options.parallel) {
+      for (const m of machines) await fn(await connections.handle(project, m));
+      return;
+    }
+    const results = await Promise.allSettled(machines.map(async (m) => fn(await connections.handle(project, m))));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 1) {
+      for (const f of failed.slice(1)) process.stderr.write(`Also failed: ${f.reason instanceof Error ? f.reason.message : String(f.reason)}\n`);
+    }
+    if (failed[0]) throw failed[0].reason;
+  } finally {
+    await connections.closeAll();
+  }
+}
