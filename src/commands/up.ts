@@ -32,12 +32,14 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
     const { argv, flags } = await this.parse(Up);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
     const { forEachMachine, upMachine } = await import('../machine/lifecycle.js');
+    const { mountShares, withShareSources } = await import('../machine/mounts.js');
     const { syncAndProvision, withAnsibleBatch } = await import('../machine/provision.js');
     await withProjectLock(project, 'up', this.signal, () =>
       withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
         forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-          const ctx = await upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] });
+          const ctx = await withShareSources(h, () => upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] }));
           try {
+            if (ctx.session) await mountShares(h, ctx.session, { signal: this.signal });
             await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [], ansibleBatch });
           } finally {
             await ctx.session?.close();

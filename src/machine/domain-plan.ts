@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { MachineConfig } from '../config/types.js';
 import type { PortMapping } from './ports.js';
+import { accessModeOf, machineShares } from './shares.js';
 import type { DiskSpec, DomainSpec, FilesystemSpec, InterfaceSpec } from '../libvirt/xml/index.js';
 
 /** Where a machine's disks are, once the pipeline has made them. */
@@ -58,16 +59,13 @@ function extraDisks(plan: DomainPlan): DiskSpec[] {
   });
 }
 
+/** 9p and virtiofs folders as filesystem devices; src/machine/mounts.ts mounts them by tag. */
 function shares(plan: DomainPlan): FilesystemSpec[] {
-  return plan.machine.synced_folders
-    .filter((f) => f.type === '9p' || f.type === 'virtiofs')
-    .map((f, i): FilesystemSpec => {
-      const source = isAbsolute(f.host) ? f.host : resolve(plan.projectDir, f.host);
-      const target = `vmenv${i}`;
-      return f.type === '9p'
-        ? { driver: '9p', source, target, accessMode: f.accessmode ?? 'mapped', readonly: f.readonly }
-        : { driver: 'virtiofs', source, target };
-    });
+  return machineShares(plan.machine).map(({ folder: f, driver, tag: target }): FilesystemSpec => {
+    const source = isAbsolute(f.host) ? f.host : resolve(plan.projectDir, f.host);
+    // A read-only virtiofs share is mounted read-only by the guest (libvirt 9.0 cannot make the device read-only).
+    return driver === '9p' ? { driver, source, target, accessMode: accessModeOf(f), readonly: f.readonly } : { driver, source, target };
+  });
 }
 
 function managementInterface(plan: DomainPlan): InterfaceSpec {
