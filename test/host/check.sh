@@ -5,7 +5,8 @@
 #   - a NAT network with DHCP starts inside netns vmenv-test (bridge, dnsmasq,
 #     iptables there, nothing in the host namespace);
 #   - a trivial domain (type qemu, 64 MiB, one qcow2 volume from the pool)
-#     starts on that network, qemu running as libvirt-qemu;
+#     starts on that network, qemu running as libvirt-qemu and adopted by the
+#     harness reaper (so destroy does not wait for PID 1 to reap it);
 #   - ssh to 127.0.0.1:22022 with the harness key reaches `nc -U` on the
 #     daemon socket and finds virt-ssh-helper.
 # Everything it creates is removed again (also on failure). Loopback only.
@@ -94,10 +95,14 @@ hvirsh_long start "$dom" >/dev/null || { log_tail "$VMENV_STATE/log/qemu/$dom.lo
 [ "$(hvirsh domstate "$dom")" = running ] || fail "domain not running"
 qpid=$(read_pid "$VMENV_STATE/run/qemu/$dom.pid" qemu-system) || fail "no qemu process for $dom"
 [ "$(stat -c %U "/proc/$qpid")" = libvirt-qemu ] || fail "qemu does not run as libvirt-qemu"
+[ "$(pid_comm "$(pid_ppid "$qpid")")" = "$VMENV_REAPER_COMM" ] ||
+  fail "qemu (pid $qpid) was not adopted by the harness reaper: destroy would wait for PID 1 to reap it"
+t0=$(date +%s%N)
 hvirsh_long destroy "$dom" >/dev/null || fail "destroy domain"
+destroy_ms=$((($(date +%s%N) - t0) / 1000000))
 hvirsh undefine "$dom" >/dev/null || fail "undefine domain"
 hvirsh vol-delete --pool "$VMENV_POOL" "$dom.qcow2" >/dev/null || fail "vol-delete"
-ok "domain type qemu with a pool volume started (qemu pid $qpid as libvirt-qemu), destroyed, undefined"
+ok "domain type qemu with a pool volume started (qemu pid $qpid as libvirt-qemu, adopted by the reaper), destroyed in $destroy_ms ms, undefined"
 hvirsh_long net-destroy "$net" >/dev/null && hvirsh net-undefine "$net" >/dev/null || fail "remove network"
 ok "network removed"
 

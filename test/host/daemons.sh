@@ -6,7 +6,8 @@
 # so it already runs inside the harness network namespace and in a fresh,
 # private mount namespace. It bind-mounts the harness state directories over
 # libvirt's fixed paths and starts both daemons; they keep that mount namespace
-# alive after this script exits (it dies with the last of them).
+# alive after this script exits (it dies with the last of them). libvirtd runs
+# under reaper.py, which reaps the processes libvirtd leaves orphaned.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -59,7 +60,11 @@ startup_log=/var/log/libvirt/daemons-startup.log
   </dev/null >>"$startup_log" 2>&1 ||
   die "virtlogd failed to start"
 
-"${VMENV_DAEMON_ENV[@]}" libvirtd --daemon \
+# libvirtd under a subreaper (reaper.py): the QEMU processes it daemonizes are
+# reaped the moment they exit, instead of by PID 1, which here takes a second
+# or two — and `virsh destroy` waits for that.
+"${VMENV_DAEMON_ENV[@]}" python3 "$(dirname "${BASH_SOURCE[0]}")/reaper.py" "$VMENV_PID_DIR/reaper.pid" -- \
+  libvirtd --daemon \
   --config /etc/libvirt/libvirtd.conf \
   --pid-file "$VMENV_PID_DIR/libvirtd.pid" \
   </dev/null >>"$startup_log" 2>&1 ||

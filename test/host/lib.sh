@@ -76,6 +76,10 @@ pid_netns_inode() { # inode of the network namespace of process $1
 }
 
 pid_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
+pid_ppid() { awk '/^PPid:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+
+# The process name of test/host/reaper.py, the subreaper libvirtd runs under.
+VMENV_REAPER_COMM=vmenv-reaper
 is_zombie() { [ "$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null)" = Z ]; }
 
 # read_pid FILE -> prints the pid stored in FILE when it names a live process

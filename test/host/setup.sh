@@ -5,9 +5,10 @@
 #
 #   - installs the Debian packages the tests need, when any is missing;
 #   - creates network namespace vmenv-test (lo up inside);
-#   - starts virtlogd + libvirtd inside that netns and inside a private mount
-#     namespace whose /etc/libvirt, /var/lib/libvirt, /run/libvirt,
-#     /var/log/libvirt, /var/cache/libvirt are directories under
+#   - starts virtlogd + libvirtd (under a subreaper, test/host/reaper.py)
+#     inside that netns and inside a private mount namespace whose
+#     /etc/libvirt, /var/lib/libvirt, /run/libvirt, /var/log/libvirt,
+#     /var/cache/libvirt are directories under
 #     /var/lib/vmenv-test-host (no state shared with a system libvirt); its
 #     sockets are in /run/vmenv-test/libvirt, never in /run/libvirt;
 #   - defines, builds, starts and autostarts the dir storage pool vmenv-test;
@@ -40,6 +41,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils dnsmasq-base iptables ovmf rsync
   openssh-client openssh-server genisoimage xorriso iproute2 libxml2-utils
   netcat-openbsd procps hyperfine ansible
+  python3 # test/host/reaper.py
   # Building boxes (vmenv box build) and testing their guest side.
   mmdebstrap extlinux syslinux-common e2fsprogs fdisk dosfstools cpio zstd
   xz-utils busybox-static
@@ -137,7 +139,7 @@ EOF
 write_libvirt_config
 
 config_hash() {
-  cat "$VMENV_STATE/etc/"{libvirtd,virtlogd,qemu}.conf "$HERE/daemons.sh" "$HERE/lib.sh" |
+  cat "$VMENV_STATE/etc/"{libvirtd,virtlogd,qemu}.conf "$HERE/daemons.sh" "$HERE/lib.sh" "$HERE/reaper.py" |
     sha256sum | cut -d' ' -f1
 }
 
@@ -170,6 +172,8 @@ daemon_healthy() {
   vpid=$(read_pid "$VMENV_PID_DIR/virtlogd.pid" virtlogd) || { why="virtlogd is not running"; return 1; }
   [ "$(pid_netns_inode "$lpid")" = "$(netns_inode)" ] ||
     { why="libvirtd runs in an old network namespace"; return 1; }
+  [ "$(pid_comm "$(pid_ppid "$lpid")")" = "$VMENV_REAPER_COMM" ] ||
+    { why="libvirtd runs without its reaper"; return 1; }
   [ "$(cat "$VMENV_PID_DIR/config.sha256" 2>/dev/null)" = "$(config_hash)" ] ||
     { why="the harness configuration changed"; return 1; }
   hvirsh version >/dev/null 2>&1 || { why="libvirtd does not answer on $VMENV_SOCKET"; return 1; }
@@ -183,6 +187,7 @@ stop_daemons() {
     fi
     rm -f "$VMENV_PID_DIR/$name.pid"
   done
+  # libvirtd's reaper stays: it reaps the guests left running, then exits by itself.
   rm -f "$VMENV_SOCK_DIR"/libvirt-sock* "$VMENV_SOCK_DIR"/libvirt-admin-sock "$VMENV_PID_DIR/config.sha256"
 }
 

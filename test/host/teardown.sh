@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Undoes test/host/setup.sh: stops the guests and networks of the harness
-# libvirtd, then libvirtd, virtlogd, any qemu/dnsmasq they left behind and the
-# harness sshd (each by its recorded pid, checked to be the harness's), deletes
+# libvirtd, then libvirtd, virtlogd, any qemu/dnsmasq they left behind, the
+# subreaper libvirtd ran under and the harness sshd (each by its recorded pid,
+# checked to be the harness's), deletes
 # network namespace vmenv-test and removes /var/lib/vmenv-test-host and
 # /run/vmenv-test. The private mount namespace of the daemons goes away with
 # its last process. Safe to run twice; run as root.
@@ -63,6 +64,13 @@ for f in "$VMENV_STATE"/run/qemu/*.pid "$VMENV_STATE"/run/network/*.pid; do
   done
 done
 shopt -u nullglob
+
+# 3b. The subreaper libvirtd ran under (test/host/reaper.py). It exits by
+#     itself once its last orphan is gone (so does one of an earlier start,
+#     with the guests stopped above); stop it if it still waits.
+if pid=$(read_pid "$VMENV_PID_DIR/reaper.pid" "$VMENV_REAPER_COMM") && is_harness_pid "$pid"; then
+  stop_pid "$pid" "$VMENV_REAPER_COMM"
+fi
 
 # 4. The harness sshd (host namespace, loopback).
 if pid=$(read_pid "$VMENV_PID_DIR/sshd.pid" sshd) && is_harness_sshd "$pid"; then
