@@ -5,53 +5,115 @@ import { isAbsolute, resolve } from 'node:path';
 import type { SyncedFolder } from '../config/types.js';
 import { shQuote } from '../libvirt/transport/ssh.js';
 import { STATE_DIR } from '../project/state.js';
-import { rsyncRemoteShell, type SshSession } from '../ssh/index.js';
+import type { SshSession } from '../ssh/client.js';
+import { rsyncRemoteShell } from '../ssh/config.js';
 import { UserError } from '../ui/errors.js';
-import { writeMachineSshConfig, type MachineHandle } from './lifecycle.js';
+import type { MachineHandle } from './handle.js';
+import { writeMachineSshConfig } from './ssh-access.js';
 
-/** rsync of one folder into the guest over the machine's SSH config, `.vmenv/` always left out. */
-async function rsyncFolder(h: MachineHandle, session: SshSession, folder: SyncedFolder, configFile: string, signal?: AbortSignal): Promise<void> {
-  const source = isAbsolute(folder.host) ? folder.host : resolve(h.project.dir, folder.host);
+/** The machine's enabled synced folders of type rsync, in order. */
+export function rsyncFoldersOf(h: Pick<MachineHandle, 'machine'>): SyncedFolder[] {
+  return h.machine.synced_folders.filter((f) => f.type === 'rsync' && !f.disabled);
+}
+
+/** The folder's absolute host path. */
+export function folderSource(h: Pick<MachineHandle, 'project'>, folder: SyncedFolder): string {
+  return isAbsolute(folder.host) ? folder.host : resolve(h.project.dir, folder.host);
+}
+
+/** The folder's host path, made when missing and `create: true`; an error otherwise. */
+export async function ensureFolderSource(h: Pick<MachineHandle, 'project'>, folder: SyncedFolder): Promise<string> {
+  const source = folderSource(h, folder);
   if (!existsSync(source)) {
     if (!folder.create) {
       throw new UserError(`synced folder ${folder.host} does not exist`, { hint: "Create it, or set 'create: true' on the folder in vmenv.yaml." });
     }
     await mkdir(source, { recursive: true });
   }
+  return source;
+}
+
+/** The guest command that makes the folder's guest path, owned by its owner and group. */
+export function guestFolderCommand(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolder): string {
   const user = folder.owner ?? h.machine.ssh.username;
   const group = folder.group ?? user;
-  const prep = await session.exec(`sudo -n mkdir -p ${shQuote(folder.guest)} && sudo -n chown ${shQuote(`${user}:${group}`)} ${shQuote(folder.guest)}`);
-  if (prep.code !== 0) throw new UserError(`cannot create ${folder.guest} in machine '${h.machine.name}': ${prep.stderr ?? ''}`);
-  const args = [
+  return `sudo -n mkdir -p ${shQuote(folder.guest)} && sudo -n chown ${shQuote(`${user}:${group}`)} ${shQuote(folder.guest)}`;
+}
+
+/** rsync's arguments for the folder: deletions included, `.vmenv/` and the folder's excludes left out. */
+export function rsyncArgs(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolder, source: string, remoteShell: string): string[] {
+  return [
     '-rlptz',
     '--delete',
     `--exclude=/${STATE_DIR}/`,
     ...folder.exclude.map((e) => `--exclude=${e}`),
     ...folder.args,
     '-e',
-    rsyncRemoteShell(configFile),
+    remoteShell,
     `${source.replace(/\/?$/, '/')}`,
     `${h.machine.name}:${folder.guest.replace(/\/?$/, '/')}`,
   ];
-  await new Promise<void>((resolvePromise, reject) => {
-    const child = spawn('rsync', args, { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
+}
+
+/** rsync ended with a failure; `rsyncExit` is its exit code (null when killed by a signal). */
+export class RsyncError extends UserError {
+  constructor(
+    message: string,
+    readonly rsyncExit: number | null,
+    readonly stderr: string,
+  ) {
+    super(message);
+    this.name = 'RsyncError';
+  }
+}
+
+/**
+ * Runs rsync with these arguments for the folder. Settles only once rsync has exited,
+ * also when `signal` aborts (it is sent SIGTERM; the promise then rejects with the
+ * signal's reason).
+ */
+export function runRsync(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolder, args: readonly string[], signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolvePromise, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const child = spawn('rsync', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const kill = (): void => void child.kill('SIGTERM');
+    signal?.addEventListener('abort', kill, { once: true });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new UserError('rsync is not installed on this host', { hint: 'sudo apt-get install rsync' }) : err),
-    );
+    let spawnError: NodeJS.ErrnoException | undefined;
+    child.on('error', (err: NodeJS.ErrnoException) => (spawnError = err));
     child.on('close', (code) => {
-      if (code === 0) resolvePromise();
-      else if (/command not found|rsync: not found|No such file/.test(stderr) && code === 12)
+      signal?.removeEventListener('abort', kill);
+      const where = `${h.machine.name}:${folder.guest}`;
+      if (spawnError) {
+        reject(spawnError.code === 'ENOENT' ? new UserError('rsync is not installed on this host', { hint: 'sudo apt-get install rsync' }) : spawnError);
+      } else if (signal?.aborted) {
+        reject(signal.reason);
+      } else if (code === 0) {
+        resolvePromise();
+      } else if (/command not found|rsync: not found|No such file/.test(stderr) && code === 12) {
         reject(new UserError(`rsync is missing in machine '${h.machine.name}'`, { hint: 'Install rsync in the box, or use another synced folder type.' }));
-      else reject(new UserError(`rsync of ${folder.host} to ${h.machine.name}:${folder.guest} failed (exit ${String(code)}): ${stderr.trim()}`));
+      } else {
+        reject(new RsyncError(`rsync of ${folder.host} to ${where} failed (exit ${String(code)}): ${stderr.trim()}`, code, stderr));
+      }
     });
   });
 }
 
+/** rsync of one folder into the guest over the machine's SSH config, `.vmenv/` always left out. */
+async function rsyncFolder(h: MachineHandle, session: SshSession, folder: SyncedFolder, configFile: string, signal?: AbortSignal): Promise<void> {
+  const source = await ensureFolderSource(h, folder);
+  const prep = await session.exec(guestFolderCommand(h, folder));
+  if (prep.code !== 0) throw new UserError(`cannot create ${folder.guest} in machine '${h.machine.name}': ${prep.stderr ?? ''}`);
+  await runRsync(h, folder, rsyncArgs(h, folder, source, rsyncRemoteShell(configFile)), signal);
+}
+
 /** rsyncs every rsync synced folder of the machine into the guest, in order. */
 export async function syncFolders(h: MachineHandle, session: SshSession, signal?: AbortSignal): Promise<number> {
-  const folders = h.machine.synced_folders.filter((f) => f.type === 'rsync' && !f.disabled);
+  const folders = rsyncFoldersOf(h);
   if (folders.length === 0) return 0;
   const { path } = await writeMachineSshConfig(h);
   for (const f of folders) await rsyncFolder(h, session, f, path, signal);
