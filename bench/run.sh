@@ -8,6 +8,9 @@
 #                       target <= 1.10x); `status` with 1 and 10 machines (<= 150 / 300 ms);
 #                       `ssh -c true` vs OpenSSH (<= 1.3x); `destroy -f` (<= 1 s);
 #                       `halt` (<= the guest's own shutdown + 1 s)
+#   bench/rsync-auto.mjs — with the tiny box: a saved file visible in the guest through
+#                       `vmenv rsync-auto` (median <= 500 ms; reference: one rsync over a new
+#                       SSH connection); a burst of 1000 files (<= 3 syncs)
 # Needs root for the test harness's libvirtd (test/host/setup.sh), like the tests.
 #   bash bench/run.sh            (or: npm run bench)
 set -euo pipefail
@@ -24,4 +27,5 @@ bash bench/startup.sh || status=1
 node bench/libvirt.mjs || status=1
 node bench/ssh.mjs || status=1
 node bench/lifecycle.mjs || status=1
+node bench/rsync-auto.mjs || status=1
 exit "$status"
