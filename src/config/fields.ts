@@ -371,6 +371,7 @@ export const syncedFolderFields = {
   type: oneOf('How the folder is synced: rsync (copied on up), 9p or virtiofs (shared live).', ['rsync', '9p', 'virtiofs'], 'rsync'),
   exclude: stringList('rsync: patterns to leave out.'),
   args: stringList('rsync: extra arguments.'),
+  exclude_vcs_ignored: bool("rsync: leave out what the folder's .gitignore files ignore (and .git/ itself).", false),
   owner: str('Owner of the files in the guest (user name or uid).', { numeric: true }),
   group: str('Group of the files in the guest (group name or gid).', { numeric: true }),
   create: bool('Create the host folder when it does not exist.', false),

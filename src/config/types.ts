@@ -64,6 +64,8 @@ export interface SyncedFolder {
   exclude: string[];
   /** Extra rsync arguments. */
   args: string[];
+  /** rsync: honour the folder's `.gitignore` files (and leave `.git/` out). */
+  exclude_vcs_ignored: boolean;
   owner: string | undefined;
   group: string | undefined;
   /** Create the host folder when it is missing. */

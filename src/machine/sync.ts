@@ -47,6 +47,8 @@ export function rsyncArgs(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolde
     '--delete',
     `--exclude=/${STATE_DIR}/`,
     ...folder.exclude.map((e) => `--exclude=${e}`),
+    // rsync reads each folder's .gitignore as it goes (a per-directory merge filter).
+    ...(folder.exclude_vcs_ignored ? ['--exclude=/.git/', '--filter=:- .gitignore'] : []),
     ...folder.args,
     '-e',
     remoteShell,

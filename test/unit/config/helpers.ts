@@ -11,6 +11,7 @@ export function folder(over: Partial<SyncedFolder> = {}): SyncedFolder {
     type: 'rsync',
     exclude: [],
     args: [],
+    exclude_vcs_ignored: false,
     owner: undefined,
     group: undefined,
     create: false,
