@@ -73,6 +73,10 @@ const result = await build({
   external: ['ssh2', 'typescript', 'ts-node'],
   // Bundling renames clashing top-level names (class Status -> _Status): keep `.name` true.
   keepNames: true,
+  // @oclif/core checks Node's version against its own package.json, read from beside its
+  // files: bundled there is none (the check gives up), and loading semver for it cost
+  // every command ~5 ms. npm checks vmenv's own engines field at install.
+  define: { 'process.env.OCLIF_DISABLE_ENGINE_WARNING': '"1"' },
   // The CommonJS packages inside call require() for Node's own modules.
   banner: { js: "import { createRequire as __vmenvCreateRequire } from 'node:module'; const require = __vmenvCreateRequire(import.meta.url);" },
   plugins: [ownModuleUrl],
