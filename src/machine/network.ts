@@ -84,10 +84,8 @@ export async function ensureNatNetwork(
 /** Removes a network vmenv owns once no domain refers to it any more. */
 export async function removeNetworkIfUnused(client: LibvirtClient, name: string, signal?: AbortSignal): Promise<void> {
   await withNetworkLock(name, signal, async () => {
-    for (const d of await client.connectListAllDomains()) {
-      const xml = await client.domainGetXmlDesc(d);
-      if (xml.includes(`<source network='${name}'`) || xml.includes(`<source network="${name}"`)) return;
-    }
+    const xmls = await Promise.all((await client.connectListAllDomains()).map((d) => client.domainGetXmlDesc(d).catch(() => '')));
+    if (xmls.some((xml) => xml.includes(`<source network='${name}'`) || xml.includes(`<source network="${name}"`))) return;
     const net = await client.networkLookupByName(name).catch((err: unknown) => {
       if (isNotFound(err)) return undefined;
       throw err;

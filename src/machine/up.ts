@@ -461,15 +461,5 @@ export async function machineRecord(state: ProjectState, machine: MachineConfig,
   };
 }
 
-/** The machine's domain as libvirt has it now, or undefined when it is gone. */
-export async function currentDomain(client: LibvirtClient, record: MachineState): Promise<{ domain: DomainRef; state: number } | undefined> {
-  if (!record.domain) return undefined;
-  try {
-    const domain = await client.domainLookupByName(record.domain.name);
-    return { domain, state: (await client.domainGetState(domain)).state };
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
+export { currentDomain } from './live-domain.js';
 

@@ -214,7 +214,8 @@ describe('vmenv doctor in a project', () => {
     const pool = check(report, 'pool');
     expect(pool.status, pool.detail).toBe('warn');
     expect(pool.detail).toContain(`pool 'no-such-pool-${tag}' (from vmenv.yaml) does not exist`);
-    expect(pool.detail).toContain(`'vmenv up' creates it at ${join(home, 'pools', `no-such-pool-${tag}`)}`);
+    // On a system daemon QEMU's user cannot enter a home folder: the pool goes beside libvirt's images.
+    expect(pool.detail).toContain(`'vmenv up' creates it at /var/lib/libvirt/vmenv-pools/no-such-pool-${tag}`);
     expect(pool.detail).toMatch(/libvirt-qemu \(QEMU's user\) can reach files there/);
     expect(pool.fix).toContain(`pool-define-as no-such-pool-${tag} dir`);
     expect(check(report, 'network').detail).toContain('user-mode networking (network.mode in vmenv.yaml)');
