@@ -57,6 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await vmenv(second, ['destroy', '-f']);
   await vmenv(first, ['destroy', '-f']);
+  await runVmenv(['box', 'remove', 'tiny', '--all'], { env });
   await client?.close();
   rmSync(home, { recursive: true, force: true });
   rmSync(root, { recursive: true, force: true });
