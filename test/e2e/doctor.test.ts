@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machineIndexPath } from '../../src/box/store.js';
 import type { Check, DoctorReport } from '../../src/host/doctor.js';
 import { isNotFound, openLibvirt, type LibvirtClient } from '../../src/libvirt/index.js';
-import { domainXml, networkXml, volumeXml } from '../../src/libvirt/xml/index.js';
+import { domainXml, networkXml, poolXml, volumeXml } from '../../src/libvirt/xml/index.js';
 import { machineMac } from '../../src/machine/domain-plan.js';
 import { vmenvBridgeName } from '../../src/machine/network.js';
 import { registerMachine } from '../../src/project/machine-index.js';
@@ -224,19 +224,27 @@ describe('vmenv doctor in a project', () => {
     expect(r.code).toBe(0);
   });
 
-  it('fails the pool when QEMU could not reach the folder vmenv up would make it in', async () => {
+  it("fails a pool whose folder QEMU's user cannot reach", async () => {
     const project = join(tmp, 'closed');
     mkdirSync(project);
-    writeFileSync(join(project, 'vmenv.yaml'), `box: tiny\npool: no-such-pool-${tag}\n`);
+    const name = `closed-pool-${tag}`;
+    writeFileSync(join(project, 'vmenv.yaml'), `box: tiny\npool: ${name}\n`);
     const closedHome = join(tmp, 'closed-home');
     mkdirSync(closedHome, { mode: 0o700 });
     chmodSync(closedHome, 0o700);
-    const r = await vmenv(['doctor', '--json'], { VMENV_HOME: closedHome }, project);
-    expect(r.code).toBe(1);
-    const pool = check(JSON.parse(r.stdout) as DoctorReport, 'pool');
-    expect(pool.status).toBe('fail');
-    expect(pool.detail).toContain(`libvirt-qemu (QEMU's user) cannot search ${closedHome} (drwx------ root:root)`);
-    expect(pool.fix).toContain(`sudo chmod o+x ${closedHome}`);
+    const lv = await openLibvirt(host.uri);
+    const pool = await lv.storagePoolDefineXml(poolXml({ name, path: join(closedHome, 'pool') }));
+    try {
+      const r = await vmenv(['doctor', '--json'], {}, project);
+      expect(r.code).toBe(1);
+      const c = check(JSON.parse(r.stdout) as DoctorReport, 'pool');
+      expect(c.status).toBe('fail');
+      expect(c.detail).toContain(`libvirt-qemu (QEMU's user) cannot search ${closedHome} (drwx------ root:root)`);
+      expect(c.fix).toContain(`sudo chmod o+x ${closedHome}`);
+    } finally {
+      await lv.storagePoolUndefine(pool);
+      await lv.close();
+    }
   });
 
   it('passes the harness pool, which QEMU can reach', async () => {

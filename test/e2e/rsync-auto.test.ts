@@ -166,8 +166,9 @@ describe('vmenv rsync-auto with the tiny box', () => {
     const syncs = syncLines().slice(before);
     expect(syncs.length, syncs.join('\n')).toBeGreaterThanOrEqual(1);
     expect(syncs.length, syncs.join('\n')).toBeLessThanOrEqual(3);
-    // Every file was seen by the watcher (and the folder made for them).
-    expect(syncs.reduce((n, l) => n + Number(/\((\d+) changes?/.exec(l)?.[1] ?? 0), 0)).toBeGreaterThanOrEqual(300);
+    // How many of the 300 events the watcher reports varies: a folder made and filled at
+    // once is partly read by a scan, not by events. What counts is above: every file is in
+    // the guest, after one to three syncs (each sync copies the whole folder).
   });
 
   it('keeps syncing after the guest rebooted', async () => {

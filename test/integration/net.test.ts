@@ -148,7 +148,8 @@ describe('IP discovery against a real dnsmasq lease', () => {
         vcpus: 1,
         rng: false,
         guestAgent: true,
-        interfaces: [{ type: 'network', network: netName, mac: domMac }],
+        // In the boot order, so the NIC keeps its iPXE ROM (vmenv leaves it out otherwise).
+        interfaces: [{ type: 'network', network: netName, mac: domMac, bootOrder: 1 }],
       }),
     );
     await client.domainCreate(dom);
