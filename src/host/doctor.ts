@@ -1,6 +1,6 @@
 import { readMachineIndex } from '../box/store.js';
 import type { LibvirtClient } from '../libvirt/client.js';
-import { usesUserDaemon, type LibvirtUri } from '../libvirt/uri.js';
+import { isSessionUri, usesUserDaemon, type LibvirtUri } from '../libvirt/uri.js';
 import { localStaleReason } from '../project/global-status.js';
 import type { StaleResources } from '../machine/stale.js';
 import { DEFAULT_PROBE_TIMEOUT_MS, reachLibvirt, type LibvirtProbe } from './libvirt-probe.js';
@@ -207,8 +207,9 @@ async function libvirtChecks(
   const local = parsed.transport === 'unix';
   const uri = client.uri;
   const userDaemon = usesUserDaemon(parsed, process.getuid?.() ?? 0);
-  const mode = target.network.mode ?? (uri.includes('/session') ? 'user' : 'nat');
-  const modeSource = target.network.mode !== undefined ? 'network.mode in vmenv.yaml' : `the default for ${uri.includes('/session') ? 'qemu:///session' : 'a system libvirt'}`;
+  const session = isSessionUri(uri);
+  const mode = target.network.mode ?? (session ? 'user' : 'nat');
+  const modeSource = target.network.mode !== undefined ? 'network.mode in vmenv.yaml' : `the default for ${session ? 'qemu:///session' : 'a system libvirt'}`;
   let stale: StaleResources | undefined;
   const pruneCommand = target.uriReason === 'given with --uri' ? `vmenv prune --uri '${uri}'` : 'vmenv prune';
 

@@ -390,6 +390,25 @@ export function userRuntimeDir(e: Pick<SocketEnv, 'env' | 'home' | 'runtimeDir'>
  * the path is `/session` *and the caller is not root*. For root, `qemu:///session`
  * is served by the system daemon, whose qemu driver accepts both paths.
  */
+/** Whether the URI names a session instance (`qemu:///session`): QEMU runs as the user. */
+export function isSessionUri(uri: string): boolean {
+  return parsedOrUndefined(uri)?.instance === 'session';
+}
+
+/** Whether the daemon behind the URI runs on this host, so that its files (logs, leases) are ours to read. */
+export function isLocalUri(uri: string): boolean {
+  const u = parsedOrUndefined(uri);
+  return u !== undefined && u.transport === 'unix' && (u.host === undefined || u.host === '' || u.host === 'localhost');
+}
+
+function parsedOrUndefined(uri: string): LibvirtUri | undefined {
+  try {
+    return parseLibvirtUri(uri);
+  } catch {
+    return undefined;
+  }
+}
+
 export function usesUserDaemon(u: LibvirtUri, uid: number): boolean {
   return u.path === '/session' && uid !== 0;
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { vmenvHome } from '../box/store.js';
+import { isSessionUri } from '../libvirt/uri.js';
 
 /**
  * Where `up` puts a storage pool that does not exist yet. On a system daemon QEMU runs
@@ -9,6 +10,6 @@ import { vmenvHome } from '../box/store.js';
  * session daemon runs QEMU as the user, so the user's data folder does.
  */
 export function newPoolPath(uri: string, name: string): string {
-  if (uri.includes('/session')) return join(vmenvHome(), 'pools', name);
+  if (isSessionUri(uri)) return join(vmenvHome(), 'pools', name);
   return name === 'default' ? '/var/lib/libvirt/images' : join('/var/lib/libvirt/vmenv-pools', name);
 }

@@ -12,25 +12,39 @@ export interface StatusReport {
   uri?: string;
 }
 
+/**
+ * A domain's state in the words of `vmenv status`; a shut-off domain with a managed save
+ * image is suspended. Undefined for a state libvirt reports only transiently (nostate).
+ */
+export function domainStatus(state: number, managedSave: boolean): MachineStatus | undefined {
+  switch (state) {
+    case DomainState.running:
+    case DomainState.blocked:
+      return 'running';
+    case DomainState.paused:
+      return 'paused';
+    case DomainState.shutdown:
+      return 'shutting down';
+    case DomainState.shutoff:
+      return managedSave ? 'suspended' : 'shutoff';
+    case DomainState.crashed:
+      return 'crashed';
+    case DomainState.pmSuspended:
+      return 'suspended';
+    default:
+      return undefined;
+  }
+}
+
 export async function machineStatus(h: MachineHandle): Promise<StatusReport> {
   const record = await h.state.read(h.machine.name);
   if (!record?.domain) return { machine: h.machine.name, status: 'not created' };
   const live = await currentDomain(h.client, record);
   const base = { machine: h.machine.name, domain: record.domain.name, uri: record.uri };
   if (!live) return { ...base, status: 'gone' };
+  const known = domainStatus(live.state, false);
+  // Only a domain that is off (or in no clear state) may have a saved memory image to ask about.
   const status: MachineStatus =
-    live.state === DomainState.running || live.state === DomainState.blocked
-      ? 'running'
-      : live.state === DomainState.paused
-        ? 'paused'
-        : live.state === DomainState.shutdown
-          ? 'shutting down'
-          : live.state === DomainState.crashed
-            ? 'crashed'
-            : live.state === DomainState.pmSuspended
-              ? 'suspended'
-              : (await h.client.domainHasManagedSaveImage(live.domain))
-                ? 'suspended'
-                : 'shutoff';
+    known !== undefined && known !== 'shutoff' ? known : (await h.client.domainHasManagedSaveImage(live.domain)) ? 'suspended' : 'shutoff';
   return { ...base, status, ...(status === 'running' && record.ip ? { ip: record.ip } : {}) };
 }

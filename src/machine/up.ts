@@ -8,6 +8,7 @@ import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { detectVirtualization } from '../host/virtualization.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { DomainUndefineFlags } from '../libvirt/constants.js';
+import { isLocalUri, isSessionUri } from '../libvirt/uri.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid, type DomainRef, type NetworkRef, type StoragePoolRef, type StorageVolRef } from '../libvirt/protocol/types.js';
 import { domainXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
@@ -53,15 +54,14 @@ const GiB = 1024 ** 3;
 
 /** Where the guest's serial console is written on a local libvirt host, for error reports. */
 export function serialLogPath(uri: string, name: string): string | undefined {
-  if (uri.includes('+') && !uri.startsWith('qemu+unix')) return undefined; // a remote host's file is not ours to read
-  if (uri.includes('/session')) return join(process.env.HOME ?? '/root', '.cache', 'libvirt', 'qemu', 'log', `${name}-serial.log`);
+  if (!isLocalUri(uri)) return undefined; // a remote host's file is not ours to read
+  if (isSessionUri(uri)) return join(process.env.HOME ?? '/root', '.cache', 'libvirt', 'qemu', 'log', `${name}-serial.log`);
   return `/var/log/libvirt/qemu/${name}-serial.log`;
 }
 
 /** The folder of libvirt's dnsmasq lease and status files, when libvirt runs on this host in system mode. */
 export function localLeaseDir(uri: string): string | undefined {
-  if (uri.includes('+') && !uri.startsWith('qemu+unix')) return undefined;
-  if (uri.includes('/session')) return undefined; // session mode has no NAT networks of its own
+  if (!isLocalUri(uri) || isSessionUri(uri)) return undefined; // session mode has no NAT networks of its own
   return '/var/lib/libvirt/dnsmasq';
 }
 
@@ -71,7 +71,7 @@ export function localLeaseDir(uri: string): string | undefined {
  * for a home or user name of ordinary length: vmenv puts it in a per-user folder in /tmp.
  */
 export function sessionAgentSocket(uri: string, resourceName: string): string | undefined {
-  if (!uri.includes('/session') || (uri.includes('+') && !uri.startsWith('qemu+unix'))) return undefined;
+  if (!isSessionUri(uri) || !isLocalUri(uri)) return undefined;
   const id = createHash('sha256').update(resourceName).digest('hex').slice(0, 16);
   return join(tmpdir(), `vmenv-${process.getuid?.() ?? 'user'}`, `${id}.agent`);
 }
@@ -234,7 +234,7 @@ export function createMachineSteps(): Step<UpContext>[] {
     {
       title: 'Management network',
       async run(ctx, signal, report) {
-        const mode = ctx.machine.network.mode ?? (ctx.client.uri.includes('/session') ? 'user' : 'nat');
+        const mode = ctx.machine.network.mode ?? (isSessionUri(ctx.client.uri) ? 'user' : 'nat');
         const mac = machineMac(ctx.resourceName);
         const ports = await choosePorts(ctx.machine.forwarded_ports, { onCorrected: (m) => say(ctx, m) });
         await save(ctx, (r) => {
@@ -274,7 +274,7 @@ export function createMachineSteps(): Step<UpContext>[] {
         if (note) report.title(`Define and start the domain (${note})`);
         // A session daemon does not make its log folder before its first guest; QEMU then cannot open the console log.
         const log = serialLogPath(ctx.client.uri, ctx.resourceName);
-        if (log && ctx.client.uri.includes('/session')) await mkdir(dirname(log), { recursive: true });
+        if (log && isSessionUri(ctx.client.uri)) await mkdir(dirname(log), { recursive: true });
         ctx.domain = await ctx.client.domainDefineXml(await machineDomainXml(ctx));
         await save(ctx, (r) => {
           r.domain = { name: ctx.domain!.name, uuid: formatUuid(ctx.domain!.uuid) };
@@ -295,10 +295,14 @@ export function createMachineSteps(): Step<UpContext>[] {
   ];
 }
 
+let hostVirtualization: ReturnType<typeof detectVirtualization> | undefined;
+
 /** kvm where the host can run it, else qemu with the reason why; `driver:` in vmenv.yaml wins. */
 export async function domainType(machine: MachineConfig): Promise<{ type: 'kvm' | 'qemu'; note?: string }> {
   if (machine.driver !== 'auto') return { type: machine.driver };
-  const virt = await detectVirtualization();
+  // Asked once per process: the define step wants the note, and the domain XML the type.
+  hostVirtualization ??= detectVirtualization();
+  const virt = await hostVirtualization;
   return virt.domainType === 'kvm' ? { type: 'kvm' } : { type: 'qemu', note: `software emulation, slower: ${virt.reason ?? 'no usable KVM'}` };
 }
 

@@ -3,6 +3,7 @@
  * with its state asked from libvirt just now; entries whose project, state or domain
  * vanished are pruned from the index (as Vagrant's global-status does).
  */
+import { domainStatus } from '../machine/status.js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readMachineIndex, type BoxRef, type MachineIndexEntry, type StoreOptions } from '../box/store.js';
@@ -62,25 +63,9 @@ const DEFAULT_URI_TIMEOUT_MS = 10_000;
 
 const defaultOpener: GlobalStatusOpener = (uri, signal) => openLibvirt(uri, { signal, keepalive: false });
 
-/** A domain's state in the words of `vmenv status`. */
+/** A domain's state in the words of `vmenv status` (libvirt's name for a state it has no word for). */
 export function domainStateWord(state: number, managedSave: boolean): string {
-  switch (state) {
-    case DomainState.running:
-    case DomainState.blocked:
-      return 'running';
-    case DomainState.paused:
-      return 'paused';
-    case DomainState.shutdown:
-      return 'shutting down';
-    case DomainState.shutoff:
-      return managedSave ? 'suspended' : 'shutoff';
-    case DomainState.crashed:
-      return 'crashed';
-    case DomainState.pmSuspended:
-      return 'suspended';
-    default:
-      return domainStateName(state);
-  }
+  return domainStatus(state, managedSave) ?? domainStateName(state);
 }
 
 async function isMissing(path: string, kind: 'dir' | 'file'): Promise<boolean> {

@@ -5,12 +5,12 @@
  * networking (loopback only) and runs a command in it. Afterwards the test removes
  * the machine, the pool vmenv made for this run, and the daemons the script started.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { projectRoot, runVmenv, type Run } from '../support/cli.js';
+import { projectRoot, runVmenv, startCommand, type Run } from '../support/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vmenv-quickstart-'));
 const home = join(root, 'home');
@@ -20,20 +20,10 @@ const env: NodeJS.ProcessEnv = { ...process.env, VMENV_HOME: home, VMENV_QUICKST
 for (const k of Object.keys(env)) if (k.startsWith('VMENV_TEST_') || k === 'VMENV_GUEST_NETNS' || k === 'VMENV_LIBVIRT_URI' || k === 'LIBVIRT_DEFAULT_URI') delete env[k];
 let started: number[] = [];
 
-function quickstart(): Promise<Run & { seconds: number }> {
+async function quickstart(): Promise<Run & { seconds: number }> {
   const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn('bash', ['scripts/quickstart.sh'], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 900_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, seconds: (Date.now() - t0) / 1000 });
-    });
-  });
+  const r = await startCommand('bash', ['scripts/quickstart.sh'], { cwd: projectRoot, env, timeoutMs: 900_000 }).done;
+  return { ...r, seconds: (Date.now() - t0) / 1000 };
 }
 
 function hasDefaultPool(): boolean {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freeLoopbackPort } from '../../src/machine/ports.js';
 import { builtBox } from '../support/boxes.js';
-import { vmenvBin, type Run } from '../support/cli.js';
+import { startCommand, vmenvBin, type Run } from '../support/cli.js';
 import { testHost } from '../support/harness.js';
 import { fetchLoopback } from '../support/http.js';
 
@@ -35,22 +35,9 @@ function uidOf(name: string): { uid: number; gid: number } {
 
 /** Runs the built CLI as the session user, with a new user's environment. */
 function vmenv(args: string[], timeoutMs = 300_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      'runuser',
-      ['-u', user, '--', 'env', '-i', 'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', `HOME=${userHome}`, `VMENV_HOME=${home}`, 'NO_COLOR=1', process.execPath, vmenvBin, ...args, ...(args[0] === 'box' ? [] : ['--cwd', project])],
-      { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  const env = ['env', '-i', 'PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', `HOME=${userHome}`, `VMENV_HOME=${home}`, 'NO_COLOR=1'];
+  const cli = [process.execPath, vmenvBin, ...args, ...(args[0] === 'box' ? [] : ['--cwd', project])];
+  return startCommand('runuser', ['-u', user, '--', ...env, ...cli], { cwd: project, timeoutMs }).done;
 }
 
 function ok(r: Run): Run {

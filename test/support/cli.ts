@@ -32,13 +32,16 @@ export function runVmenv(args: readonly string[], options: { cwd?: string; env?:
   });
 }
 
-/** Starts the built CLI and returns at once: the child (to signal it) and its outcome. */
-export function startVmenv(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, [vmenvBin, ...args], {
-    cwd: options.cwd ?? projectRoot,
-    env: { ...process.env, NO_COLOR: '1', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export interface StartOptions {
+  cwd?: string;
+  /** The whole environment of the child (default: this process's, with NO_COLOR). */
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+/** Starts a command and returns at once: the child (to signal it) and its outcome; killed after `timeoutMs`. */
+export function startCommand(command: string, args: readonly string[], options: StartOptions = {}): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(command, args, { cwd: options.cwd ?? projectRoot, env: options.env ?? { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -51,4 +54,9 @@ export function startVmenv(args: readonly string[], options: { cwd?: string; env
     });
   });
   return { child, done };
+}
+
+/** Starts the built CLI and returns at once: the child (to signal it) and its outcome. */
+export function startVmenv(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): { child: ChildProcess; done: Promise<Run> } {
+  return startCommand(process.execPath, [vmenvBin, ...args], { ...options, env: { ...process.env, NO_COLOR: '1', ...options.env } });
 }

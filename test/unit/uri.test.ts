@@ -286,3 +286,17 @@ describe('resolveUri', () => {
     expect(r.source).toBe('session-default');
   });
 });
+
+describe('isSessionUri and isLocalUri', () => {
+  it('tell a session instance and a daemon on this host', async () => {
+    const { isLocalUri, isSessionUri } = await import('../../src/libvirt/uri.js');
+    expect(isSessionUri('qemu:///session')).toBe(true);
+    expect(isSessionUri('qemu:///system?socket=/run/x/libvirt-sock')).toBe(false);
+    expect(isSessionUri('not a uri')).toBe(false);
+    expect(isLocalUri('qemu:///system')).toBe(true);
+    expect(isLocalUri('qemu+unix:///session')).toBe(true);
+    expect(isLocalUri('qemu+ssh://me@far/system')).toBe(false);
+    expect(isLocalUri('qemu+tcp://127.0.0.1/system')).toBe(false);
+    expect(isLocalUri('not a uri')).toBe(false);
+  });
+});
