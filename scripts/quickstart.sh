@@ -2,7 +2,8 @@
 # vmenv quick start on a fresh Debian 12 machine with Node.js >= 20:
 #   1. installs the host packages vmenv drives and those that build boxes;
 #   2. as root, makes sure a libvirt daemon runs (systemctl where systemd runs, else
-#      started directly); as a normal user, vmenv starts the per-user session daemon;
+#      started directly) and that QEMU's user can open /dev/kvm as udev would allow;
+#      as a normal user, vmenv starts the per-user session daemon;
 #   3. installs vmenv's npm dependencies and builds it;
 #   4. builds the `tiny` box once (cached in /var/cache/vmenv/boxes) and adds it;
 #   5. writes an example project and brings its machine up with QEMU user-mode
@@ -35,6 +36,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# A host without udev (a container) leaves /dev/kvm at root:root 0600: libvirt (root)
+# can open it, QEMU's user cannot, and libvirt 9 then probes QEMU again at every
+# define and start (a minute each under software emulation). Give it what Debian's
+# udev rule gives it; `vmenv doctor` reports the same as "kvm-device".
+if [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ] && getent group kvm >/dev/null && id libvirt-qemu >/dev/null 2>&1 &&
+  ! setpriv --reuid=libvirt-qemu --regid="$(id -g libvirt-qemu)" --init-groups test -r /dev/kvm -a -w /dev/kvm 2>/dev/null; then
+  say "giving /dev/kvm the group and mode Debian's udev rule gives it (root:kvm 0660), so libvirt keeps its QEMU capabilities"
+  chgrp kvm /dev/kvm
+  chmod 0660 /dev/kvm
 fi
 
 if [ "$(id -u)" -eq 0 ] && ! virsh -c qemu:///system version >/dev/null 2>&1; then

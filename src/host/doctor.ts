@@ -199,10 +199,11 @@ async function libvirtChecks(
   virt: Virtualization,
   timeoutMs: number,
 ): Promise<{ checks: Check[]; stale?: StaleResources }> {
-  const [{ gatherPoolFacts, poolCheck }, { gatherNetworkFacts, networkCheck }, { detectStale }] = await Promise.all([
+  const [{ gatherPoolFacts, poolCheck }, { gatherNetworkFacts, networkCheck }, { detectStale }, { gatherKvmDeviceFacts, kvmDeviceCheck }] = await Promise.all([
     import('./pool-check.js'),
     import('./network-check.js'),
     import('../machine/stale.js'),
+    import('./kvm-device-check.js'),
   ]);
   const local = parsed.transport === 'unix';
   const uri = client.uri;
@@ -217,6 +218,7 @@ async function libvirtChecks(
     guarded('pool', timeoutMs, async () =>
       poolCheck(await gatherPoolFacts(client, { name: target.pool, source: target.poolSource, uri, local, userDaemon, domainType: virt.domainType })),
     ),
+    guarded('kvm-device', timeoutMs, async () => kvmDeviceCheck(await gatherKvmDeviceFacts(client, { local, userDaemon, domainType: virt.domainType }))),
     guarded('network', timeoutMs, async () =>
       networkCheck(
         await gatherNetworkFacts(client, {
@@ -267,7 +269,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       await Promise.race([reached.client.close().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
     }
   } else {
-    for (const name of ['pool', 'network', 'stale']) checks.push(skipped(name, 'libvirt cannot be reached'));
+    for (const name of ['pool', 'kvm-device', 'network', 'stale']) checks.push(skipped(name, 'libvirt cannot be reached'));
   }
   const exitCode = doctorExitCode(checks);
   const report: DoctorReport = { ok: exitCode === 0, exitCode, domainType: virt.domainType, uri: reached.probe.uri, checks };

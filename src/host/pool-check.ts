@@ -10,7 +10,7 @@ import type { LibvirtClient } from '../libvirt/client.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatBytes } from '../ui/format.js';
 import type { Check } from './doctor.js';
-import { firstAccessProblem, groupName, identityOf, parseDacBaselabel, processIdentity, statComponents, userName, type AccessProblem, type Identity } from './qemu-user.js';
+import { firstAccessProblem, groupName, qemuIdentity, statComponents, userName, type AccessProblem, type Identity } from './qemu-user.js';
 
 /** Below this much free space in the pool, warn. */
 export const LOW_POOL_SPACE = 2 * 1024 ** 3;
@@ -114,13 +114,6 @@ export interface PoolFactsOptions {
   userDaemon: boolean;
   /** The domain type guests get, to pick the DAC label. */
   domainType: 'kvm' | 'qemu';
-}
-
-async function qemuIdentity(client: LibvirtClient, o: PoolFactsOptions): Promise<Identity | string> {
-  if (o.userDaemon) return processIdentity();
-  const label = parseDacBaselabel(await client.connectGetCapabilities(), o.domainType);
-  if (label === undefined) return "libvirt's capabilities name no DAC label for QEMU";
-  return identityOf(label.uid, label.gid);
 }
 
 async function accessOf(client: LibvirtClient, path: string, o: PoolFactsOptions): Promise<PoolAccess> {

@@ -11,6 +11,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import type { LibvirtClient } from '../libvirt/client.js';
 
 export interface Identity {
   name: string;
@@ -102,6 +103,18 @@ export function processIdentity(): Identity {
     // no passwd entry
   }
   return { name, uid, gid, groups: [...new Set([gid, ...(process.getgroups?.() ?? [])])] };
+}
+
+/**
+ * Who QEMU runs as under the daemon `client` talks to: this user under a per-user
+ * session daemon, else the DAC label of libvirt's capabilities (a string says why
+ * that is not known).
+ */
+export async function qemuIdentity(client: LibvirtClient, o: { userDaemon: boolean; domainType: 'kvm' | 'qemu' }): Promise<Identity | string> {
+  if (o.userDaemon) return processIdentity();
+  const label = parseDacBaselabel(await client.connectGetCapabilities(), o.domainType);
+  if (label === undefined) return "libvirt's capabilities name no DAC label for QEMU";
+  return identityOf(label.uid, label.gid);
 }
 
 /** One component of a path as stat saw it. */

@@ -64,6 +64,11 @@ export interface ConnectSshOptions {
    * so the same string serves both, e.g. `ip netns exec vmenv-test nc %h %p`.
    */
   proxyCommand?: string;
+  /**
+   * An open connection to the server (e.g. from `dialUntilAnswered`), used instead of
+   * dialing: `host` and `port` then only name it in messages. Not with `jump` or `proxyCommand`.
+   */
+  sock?: Duplex;
   /** SSH-level keepalive interval (ssh2's keepaliveInterval); 0 turns it off. Default 15 s. */
   keepaliveIntervalMs?: number;
   /** Unanswered keepalives before the connection is declared lost. Default 3. */
@@ -506,8 +511,11 @@ export async function connectSsh(opts: ConnectSshOptions): Promise<SshSession> {
     }
   };
 
-  let sock: Duplex | undefined;
+  let sock: Duplex | undefined = opts.sock;
   let sockProblem: RawOptions['sockProblem'];
+  if (sock !== undefined && (opts.jump !== undefined || opts.proxyCommand !== undefined)) {
+    throw new TypeError('connectSsh: `sock` cannot go with `jump` or `proxyCommand`');
+  }
   try {
     if (opts.jump !== undefined) {
       const j = opts.jump;

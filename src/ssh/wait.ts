@@ -6,13 +6,18 @@
  * - nothing listens (refused), the connection closed before the banner (QEMU's user-mode
  *   forward accepts before the guest listens), unreachable, an attempt timed out:
  *   not up yet — try again;
+ * - a connection that stays silent (the user-mode forward again, relaying into a guest
+ *   still booting) is not waited out: another is opened beside it each second
+ *   (`dialUntilAnswered`), for guests reached straight at their address;
  * - the guest's sshd answered and refused the machine's key: the key was not installed;
  *   after a few such answers, give up at once with that error rather than wait out
  *   the timeout (a short grace covers sshd's "/run/nologin" window early in boot);
  * - the host key differs from the pin, the key file is unusable: give up at once.
  */
+import type { Socket } from 'node:net';
 import { TimeoutError } from '../ui/errors.js';
 import { connectSsh, type ConnectSshOptions, type SshSession } from './client.js';
+import { dialUntilAnswered } from './dial.js';
 import { SshError, isRetryableSshFailure } from './errors.js';
 import { sleep } from '../util/sleep.js';
 
@@ -72,6 +77,8 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<WaitForSshRes
   let lastError: SshError | undefined;
   let authStreak = 0;
   let firstAuthFailure = 0;
+  const direct = opts.proxyCommand === undefined && opts.jump === undefined && opts.sock === undefined;
+  const dialTarget = `${opts.label ? `${opts.label} (` : ''}${opts.username}@${opts.host}:${port}${opts.label ? ')' : ''}`;
 
   for (;;) {
     if (opts.signal?.aborted) throw opts.signal.reason;
@@ -81,8 +88,11 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<WaitForSshRes
     attempts++;
     const attemptTimeout = Math.min(left, opts.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS);
     let session: SshSession | undefined;
+    let sock: Socket | undefined;
     try {
-      session = await connectSsh({ ...opts, timeoutMs: attemptTimeout });
+      // Straight to an address: the first of several staggered connections to answer.
+      if (direct) sock = await dialUntilAnswered(opts.host, port, { timeoutMs: attemptTimeout, target: dialTarget, ...(opts.signal ? { signal: opts.signal } : {}) });
+      session = await connectSsh({ ...opts, ...(sock ? { sock } : {}), timeoutMs: Math.max(1, attemptTimeout - (Date.now() - attemptStart)) });
       // A session the guest gives up on at once (sshd still starting its services,
       // a shell that fails) is not "up" yet either.
       const r = await withTimeout(session.exec('true', opts.signal ? { signal: opts.signal } : {}), Math.max(1, deadline - Date.now()), session);
@@ -93,6 +103,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<WaitForSshRes
       return { session, attempts, elapsedMs: Date.now() - start };
     } catch (err) {
       if (session !== undefined) await session.close().catch(() => undefined);
+      sock?.destroy();
       if (opts.signal?.aborted) throw opts.signal.reason;
       if (!(err instanceof SshError)) throw err;
       lastError = err;

@@ -140,7 +140,7 @@ describe('vmenv doctor against the harness libvirtd', () => {
     expect(report.ok).toBe(report.exitCode === 0);
     expect(['kvm', 'qemu']).toContain(report.domainType);
     expect(report.uri).toBe(host.uri);
-    expect(report.checks.map((c) => c.name)).toEqual(['node', 'virtualization', 'qemu-system-x86_64', 'qemu-img', 'virsh', 'rsync', 'ssh', 'iso-tool', 'libvirt', 'pool', 'network', 'stale']);
+    expect(report.checks.map((c) => c.name)).toEqual(['node', 'virtualization', 'qemu-system-x86_64', 'qemu-img', 'virsh', 'rsync', 'ssh', 'iso-tool', 'libvirt', 'pool', 'kvm-device', 'network', 'stale']);
     for (const c of report.checks) {
       expect(['ok', 'warn', 'fail']).toContain(c.status);
       expect(c.detail).not.toBe('');
@@ -173,7 +173,7 @@ describe('vmenv doctor when libvirt cannot be reached', () => {
     expect(libvirt.detail).toContain('socket missing');
     expect(libvirt.detail).toContain('/run/vmenv-test/none/libvirt-sock');
     expect(libvirt.fix).toMatch(/socket/);
-    for (const name of ['pool', 'network', 'stale']) expect(check(report, name).status).toBe('skip');
+    for (const name of ['pool', 'kvm-device', 'network', 'stale']) expect(check(report, name).status).toBe('skip');
 
     const text = await vmenv(['doctor', '--uri', uri]);
     expect(text.code).toBe(3);

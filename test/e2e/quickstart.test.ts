@@ -5,8 +5,8 @@
  * networking (loopback only) and runs a command in it. Afterwards the test removes
  * the machine, the pool vmenv made for this run, and the daemons the script started.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,22 @@ function hasDefaultPool(): boolean {
 }
 const poolBefore = hasDefaultPool();
 
+/** /dev/kvm as found: the script may give it udev's group and mode; the host gets it back. */
+function kvmDevice(): { mode: number; gid: number } | undefined {
+  try {
+    const s = statSync('/dev/kvm');
+    return s.isCharacterDevice() ? { mode: s.mode & 0o7777, gid: s.gid } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const kvmBefore = kvmDevice();
+/** Whether QEMU's user (libvirt-qemu) can open /dev/kvm read-write now. */
+function qemuUserOpensKvm(): boolean {
+  return spawnSync('setpriv', ['--reuid=libvirt-qemu', '--regid=kvm', '--init-groups', 'test', '-r', '/dev/kvm', '-a', '-w', '/dev/kvm']).status === 0;
+}
+const qemuOpenedKvmBefore = kvmBefore !== undefined && qemuUserOpensKvm();
+
 afterAll(async () => {
   await runVmenv(['destroy', '-f', '--cwd', example], { env, timeoutMs: 120_000 });
   await runVmenv(['box', 'remove', 'tiny', '--all'], { env, timeoutMs: 120_000 });
@@ -43,6 +59,10 @@ afterAll(async () => {
   if (!poolBefore && hasDefaultPool()) {
     execFileSync('virsh', ['-c', 'qemu:///system', 'pool-destroy', 'default'], { stdio: 'ignore' });
     execFileSync('virsh', ['-c', 'qemu:///system', 'pool-undefine', 'default'], { stdio: 'ignore' });
+  }
+  if (kvmBefore !== undefined) {
+    chownSync('/dev/kvm', 0, kvmBefore.gid);
+    chmodSync('/dev/kvm', kvmBefore.mode);
   }
   for (const pid of started.reverse()) {
     try {
@@ -61,6 +81,13 @@ describe('the quick start', () => {
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/^Hello from default: Linux \S+, up \d+ s$/m);
     expect(r.stderr).toMatch(/==> done in [\d.]+ s/);
+    // A host without udev: the script gives /dev/kvm udev's group and mode, and says so.
+    if (kvmBefore !== undefined && !qemuOpenedKvmBefore) {
+      expect(r.stderr).toContain("giving /dev/kvm the group and mode Debian's udev rule gives it (root:kvm 0660)");
+      expect(qemuUserOpensKvm()).toBe(true);
+    } else {
+      expect(r.stderr).not.toContain('giving /dev/kvm');
+    }
     console.log(`quick start: ${r.seconds.toFixed(1)} s (${started.length > 0 ? 'started libvirt daemons' : 'libvirt was running'})`);
     const status = JSON.parse((await runVmenv(['status', '--json', '--cwd', example], { env })).stdout) as { machines: { status: string; ip?: string }[] };
     expect(status.machines[0]).toMatchObject({ status: 'running', ip: '127.0.0.1' });

@@ -4,6 +4,8 @@
  * banner (retried until the timeout, which names the last error), cancellation, and a
  * changed host key (no retries).
  */
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { SshError } from '../../../src/ssh/errors.js';
 import { memoryHostKeyStore, pinnedKeyFromBlob } from '../../../src/ssh/host-key.js';
@@ -114,6 +116,36 @@ describe('waitForSsh', () => {
       expect(Date.now() - t0).toBeLessThan(1_500);
     } finally {
       await raw.close();
+    }
+  });
+
+  it("does not wait out a forward's silent connection: a later one reaches sshd", async () => {
+    // QEMU's user-mode forward while the guest boots: connections accepted, then nothing.
+    const server = await startTestServer({ hostKey: hostKey.private, userKey: userKey.public });
+    let accepted = 0;
+    const sockets = new Set<Socket>();
+    const forward = createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      if (accepted++ === 0) return;
+      const up = connect(server.port, '127.0.0.1');
+      sockets.add(up);
+      up.on('error', () => undefined);
+      s.pipe(up).pipe(s);
+    });
+    forward.listen(0, '127.0.0.1');
+    await once(forward, 'listening');
+    try {
+      const t0 = Date.now();
+      const r = await waitForSsh({ ...opts((forward.address() as AddressInfo).port), hostKey: memoryHostKeyStore(), timeoutMs: 10_000 });
+      // One stagger (1 s), not the 10 s attempt timeout.
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      expect(accepted).toBe(2);
+      await r.session.close();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((res) => forward.close(() => res()));
+      await server.close();
     }
   });
 
