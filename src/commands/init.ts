@@ -18,7 +18,7 @@ Run in a terminal with no BOX, it asks for the box (offering those in the box st
   ];
 
   static override args = {
-    box: Args.string({ description: "Box for the machines (a name from 'vmenv box list', a file or a URL). Default: tiny." }),
+    box: Args.string({ ignoreStdin: true, description: "Box for the machines (a name from 'vmenv box list', a file or a URL). Default: tiny." }),
   };
 
   static override flags = {

@@ -1,5 +1,8 @@
 import { Flags } from '@oclif/core';
+import { existsSync } from 'node:fs';
 import type { LibvirtClient } from '../libvirt/client.js';
+import type { MachineRef } from '../machine/handle.js';
+import { SHARED_SSH_IDLE_S, sharedSshArgs, sharedSshSocket } from '../machine/shared-ssh.js';
 import { BaseCommand } from '../ui/base-command.js';
 import { UserError } from '../ui/errors.js';
 import { cwdFlag, machineArg } from '../ui/machine-flags.js';
@@ -7,7 +10,7 @@ import { projectMachines } from '../ui/project.js';
 
 export default class Ssh extends BaseCommand {
   static override summary = 'Open a shell on a machine over SSH, or run a command there.';
-  static override description = `Connects with the machine's own key and verifies the host key pinned at first contact. Machines on a remote libvirt host are reached through that host. Arguments after -- are passed to ssh unchanged.`;
+  static override description = `Runs OpenSSH's ssh with the machine's own key, checking the host key pinned at first contact; machines on a remote libvirt host are reached through that host. The first run leaves its connection open (ControlMaster) for ${SHARED_SSH_IDLE_S / 60} idle minutes, and later runs share it: no new handshake. halt, suspend, reload and destroy close it. Arguments after -- are passed to ssh unchanged. Where OpenSSH is not installed, vmenv's own SSH client is used.`;
 
   static override examples = [
     { description: "Open a shell on the project's machine.", command: '<%= config.bin %> <%= command.id %>' },
@@ -31,40 +34,76 @@ export default class Ssh extends BaseCommand {
       throw new UserError('this project has several machines: name the one to connect to', { hint: `Its machines: ${machines.map((m) => m.name).join(', ')}` });
     }
     const machine = machines[0]!;
-    const { ProjectState } = await import('../project/state.js');
+    const [{ ProjectState }, { noAddress, requireRecord, whyUnreachable, writeMachineSshConfig }] = await Promise.all([
+      import('../project/state.js'),
+      import('../machine/machine-ssh-config.js'),
+    ]);
     const m = { project, machine, state: new ProjectState(project.dir) };
-    if (flags.plain || extra.length > 0) {
-      // OpenSSH itself, with the machine's config: extra arguments go to ssh unchanged.
-      const { writeMachineSshConfig } = await import('../machine/ssh-access.js');
-      const { path } = await writeMachineSshConfig(m);
-      const { spawnSync } = await import('node:child_process');
-      const sshArgs = ['-F', path, ...(flags.plain ? ['-o', 'IdentitiesOnly=no', '-o', 'User=' + (process.env.USER ?? 'root')] : []), ...extra, machine.name];
-      if (flags.command !== undefined) sshArgs.push(flags.command);
-      const r = spawnSync('ssh', sshArgs, { stdio: 'inherit' });
-      this.exit(r.status ?? 255);
-    }
-    const { connectToMachine } = await import('../machine/ssh-access.js');
     // libvirt is asked only when SSH is slow to connect or fails: does the machine run at all?
     let opened: Promise<LibvirtClient> | undefined;
     const libvirt = (): Promise<LibvirtClient> =>
       (opened ??= import('../machine/handle.js').then(async ({ openMachine }) => (await openMachine(project, machine, this.signal)).client));
     try {
-      const session = await connectToMachine(m, { signal: this.signal, libvirt, askLibvirtAfterMs: 1000 });
-      try {
-        const result =
-          flags.command !== undefined
-            ? await session.exec(flags.command, {
-                onStdout: (c) => process.stdout.write(c),
-                onStderr: (c) => process.stderr.write(c),
-                ...(process.stdin.isTTY ? {} : { stdin: process.stdin }),
-              })
-            : await session.shell();
-        process.exitCode = result.code ?? 255;
-      } finally {
-        await session.close();
+      const record = await requireRecord(m);
+      const whyNot = async (): Promise<UserError | undefined> => whyUnreachable(m, record, libvirt);
+      if (!record.ip) throw (await whyNot()) ?? noAddress(m);
+      const code = await this.runOpenSsh(m, extra, flags, whyNot, writeMachineSshConfig);
+      if (code !== 'missing') {
+        process.exitCode = code;
+        return;
       }
+      if (flags.plain || extra.length > 0) {
+        throw new UserError("OpenSSH's ssh is not on PATH: --plain and extra ssh arguments need it", { hint: 'Install it: sudo apt-get install openssh-client' });
+      }
+      process.exitCode = await this.runBuiltinSsh(m, flags.command, libvirt);
     } finally {
       await opened?.then((c) => c.close()).catch(() => undefined);
+    }
+  }
+
+  /** OpenSSH with the machine's config, through the machine's shared connection (unless --plain). */
+  private async runOpenSsh(
+    m: MachineRef,
+    extra: string[],
+    flags: { plain: boolean; command?: string | undefined },
+    whyNot: () => Promise<UserError | undefined>,
+    writeConfig: (m: MachineRef) => Promise<{ path: string }>,
+  ): Promise<number | 'missing'> {
+    const [{ path }, { ensureRuntimeDir }, { runOpenSsh }] = await Promise.all([
+      writeConfig(m),
+      import('../util/runtime-dir.js'),
+      import('../machine/openssh-run.js'),
+    ]);
+    const dir = flags.plain ? undefined : await ensureRuntimeDir();
+    const socket = dir === undefined ? undefined : sharedSshSocket(m.state.machineDir(m.machine.name), dir);
+    const args = [
+      '-F', path,
+      ...(socket === undefined ? [] : sharedSshArgs(socket)),
+      ...(flags.plain ? ['-o', 'IdentitiesOnly=no', '-o', 'User=' + (process.env.USER ?? 'root')] : []),
+      ...extra,
+      m.machine.name,
+      ...(flags.command === undefined ? [] : [flags.command]),
+    ];
+    this.leaveCtrlCToChild();
+    return runOpenSsh({ args, whyNot, connected: () => socket !== undefined && existsSync(socket) });
+  }
+
+  /** vmenv's own SSH client (ssh2), where OpenSSH is not installed. */
+  private async runBuiltinSsh(m: MachineRef, command: string | undefined, libvirt: () => Promise<LibvirtClient>): Promise<number> {
+    const { connectToMachine } = await import('../machine/ssh-access.js');
+    const session = await connectToMachine(m, { signal: this.signal, libvirt, askLibvirtAfterMs: 1000 });
+    try {
+      const result =
+        command !== undefined
+          ? await session.exec(command, {
+              onStdout: (c) => process.stdout.write(c),
+              onStderr: (c) => process.stderr.write(c),
+              ...(process.stdin.isTTY ? {} : { stdin: process.stdin }),
+            })
+          : await session.shell();
+      return result.code ?? 255;
+    } finally {
+      await session.close();
     }
   }
 }

@@ -4,6 +4,7 @@ import type { DomainRef } from '../libvirt/protocol/types.js';
 import { TimeoutError } from '../ui/errors.js';
 import { sleep } from '../util/sleep.js';
 import { stopNatForwarder } from './forwarding.js';
+import { endSharedSsh } from './shared-ssh.js';
 import type { MachineHandle } from './handle.js';
 import { currentDomain } from './live-domain.js';
 import { requireRecord, sshToMachine } from './ssh-access.js';
@@ -47,6 +48,7 @@ export async function haltMachine(h: MachineHandle, options: { force?: boolean; 
   const outcome = await haltDomain(h, options);
   const record = await h.state.read(h.machine.name);
   if (record) await stopNatForwarder(h.state, record);
+  await endSharedSsh(h.state.machineDir(h.machine.name));
   return outcome;
 }
 

@@ -2,6 +2,7 @@ import type { SuspendMode } from '../config/types.js';
 import { DomainState } from '../libvirt/constants.js';
 import { UserError } from '../ui/errors.js';
 import { stopNatForwarder } from './forwarding.js';
+import { endSharedSsh } from './shared-ssh.js';
 import { machineStatus, requireRecord, upMachine, type MachineHandle, type UpOptions } from './lifecycle.js';
 import { currentDomain } from './up.js';
 
@@ -25,6 +26,7 @@ export async function suspendMachine(h: MachineHandle, mode: SuspendMode): Promi
   }
   // The forwarder goes with the guest, and comes back with `resume` (which finds the address again).
   await stopNatForwarder(h.state, record);
+  await endSharedSsh(h.state.machineDir(h.machine.name));
   if (mode === 'managedsave') {
     await h.client.domainManagedSave(live.domain);
     return 'saved';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { runtimeDirPath } from '../util/runtime-dir.js';
 import { dirname, join } from 'node:path';
 import { findBox, recordUpload, toUploadBox, uploadLock, type StoredBox } from '../box/store.js';
 import { ensureBoxVolumes } from '../box/upload.js';
@@ -73,7 +74,7 @@ export function localLeaseDir(uri: string): string | undefined {
 export function sessionAgentSocket(uri: string, resourceName: string): string | undefined {
   if (!isSessionUri(uri) || !isLocalUri(uri)) return undefined;
   const id = createHash('sha256').update(resourceName).digest('hex').slice(0, 16);
-  return join(tmpdir(), `vmenv-${process.getuid?.() ?? 'user'}`, `${id}.agent`);
+  return join(runtimeDirPath(), `${id}.agent`);
 }
 
 /** The last lines of the guest's serial console, when vmenv can read its log. */

@@ -15,7 +15,7 @@
  * `-F <this config's path>` unquoted and %-expanded, which breaks on paths with spaces
  * or `%` (a project directory can have either).
  */
-import { shQuote } from '../libvirt/transport/ssh.js';
+import { shQuote } from './known-hosts.js';
 
 export interface SshConfigJump {
   host: string;

@@ -17,9 +17,9 @@ import {
   knownHostName,
   parseKnownHosts,
   type KnownHostEntry,
-} from '../libvirt/transport/ssh.js';
+} from './known-hosts.js';
 import { SshError } from './errors.js';
-import { writeFileAtomic } from './keys.js';
+import { writeFileAtomic } from '../project/atomic.js';
 
 export interface PinnedKey {
   /** The key type, e.g. `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`. */

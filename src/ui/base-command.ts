@@ -38,6 +38,17 @@ export abstract class BaseCommand extends Command {
     process.on('SIGINT', this.sigintListener);
   }
 
+  /**
+   * For a command that hands the terminal to a child process (`vmenv ssh` runs OpenSSH):
+   * Ctrl-C is the child's to answer (the terminal sends it SIGINT too), and vmenv ends
+   * as the child does.
+   */
+  protected leaveCtrlCToChild(): void {
+    if (this.sigintListener !== undefined) process.off('SIGINT', this.sigintListener);
+    this.sigintListener = () => undefined;
+    process.on('SIGINT', this.sigintListener);
+  }
+
   private interrupt(): void {
     const controller = this.abortController;
     if (controller === undefined || controller.signal.aborted) {

@@ -4,9 +4,13 @@ import { Args, Flags } from '@oclif/core';
  * Arguments and flags shared by the machine commands. Machine commands take any
  * number of machine names (as named in vmenv.yaml); none means every machine of the
  * project. They set `static strict = false` so the argument may repeat.
+ *
+ * Every argument sets `ignoreStdin`: oclif would otherwise read a missing argument from
+ * a piped stdin, eating what `vmenv ssh -c` is to pass on to the guest.
  */
 export const machinesArg = {
   machine: Args.string({
+    ignoreStdin: true,
     description: 'Machine names from vmenv.yaml (default: every machine of the project).',
   }),
 };
@@ -14,6 +18,7 @@ export const machinesArg = {
 /** One machine: the named one, or the project's only (or primary) machine. */
 export const machineArg = {
   machine: Args.string({
+    ignoreStdin: true,
     description: "Machine name from vmenv.yaml (default: the project's primary machine).",
   }),
 };

@@ -4,13 +4,14 @@
  * VMENV_GUEST_NETNS): init, up, status, ssh, ssh-config with OpenSSH and rsync,
  * provisioning, halt, up again, destroy — which leaves no domain, volume or network.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLibvirt, type LibvirtClient } from '../../src/libvirt/index.js';
 import { freeLoopbackPort, isPortFree } from '../../src/machine/ports.js';
+import { sharedSshSocket } from '../../src/machine/shared-ssh.js';
 import { machineResourceName } from '../../src/project/names.js';
 import { builtBox } from '../support/boxes.js';
 import { runVmenv, startVmenv, type Run } from '../support/cli.js';
@@ -23,6 +24,8 @@ const project = join(mkdtempSync(join(tmpdir(), 'vmenv-life-')), 'shop');
 const env = { ...process.env, VMENV_HOME: home, VMENV_GUEST_NETNS: host.netns, VMENV_LIBVIRT_URI: host.uri };
 let client: LibvirtClient;
 let webPort = 0;
+/** The control socket of the machine's shared OpenSSH connection. */
+const sharedSocket = sharedSshSocket(join(project, '.vmenv', 'machines', 'default'));
 
 function vmenv(args: string[]): Promise<Run> {
   return runVmenv([...args, '--cwd', project], { env, timeoutMs: 300_000 });
@@ -107,6 +110,29 @@ describe('vmenv lifecycle with the tiny box', () => {
     expect(ok(await vmenv(['ssh', '-c', 'cat /vagrant/src/app.txt; ls /vagrant; sudo cat /root/marker; cat /tmp/app.txt'])).stdout).toBe(
       'hello from the host\nsrc\nvmenv.yaml\nprovisioned\nhello from the host\n',
     );
+    // stdin reaches the guest's command, all of it.
+    const piped = await runVmenv(['ssh', '-c', 'wc -c', '--cwd', project], { env, input: 'x'.repeat(100_000) });
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout.trim()).toBe('100000');
+    // Later runs share the first one's connection: its master listens on the machine's socket.
+    expect(existsSync(sharedSocket)).toBe(true);
+  });
+
+  it("ssh falls back to vmenv's own client where OpenSSH is not installed", async () => {
+    // A PATH with what the namespace proxy needs (sh, ip, nc) and no ssh.
+    const bin = mkdtempSync(join(tmpdir(), 'vmenv-no-ssh-'));
+    for (const tool of ['sh', 'ip', 'nc']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+    try {
+      const r = await runVmenv(['ssh', '-c', 'echo out; echo err >&2; exit 7', '--cwd', project], { env: { ...env, PATH: bin } });
+      expect(r.code, r.stderr).toBe(7);
+      expect(r.stdout).toBe('out\n');
+      expect(r.stderr).toBe('err\n');
+      const extra = await runVmenv(['ssh', 'default', '--cwd', project, '--', '-v'], { env: { ...env, PATH: bin } });
+      expect(extra.code).toBe(1);
+      expect(extra.stderr).toMatch(/OpenSSH's ssh is not on PATH/);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it('ssh-config works with OpenSSH and rsync', async () => {
@@ -122,6 +148,11 @@ describe('vmenv lifecycle with the tiny box', () => {
 
   it('halt shuts it down, and up starts it again without provisioning twice', async () => {
     expect(ok(await vmenv(['halt'])).stdout).toMatch(/default: (shut down|powered off)/);
+    // halt ended the shared connection; ssh to the halted machine says why it cannot connect.
+    expect(existsSync(sharedSocket)).toBe(false);
+    const refused = await vmenv(['ssh', '-c', 'true']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/machine 'default' is shutoff/);
     const status = JSON.parse(ok(await vmenv(['status', '--json'])).stdout) as { machines: { status: string }[] };
     expect(status.machines[0]!.status).toBe('shutoff');
     expect(await isPortFree('127.0.0.1', webPort, 'tcp')).toBe(true);

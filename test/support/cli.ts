@@ -12,10 +12,10 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs the built CLI as a child process and collects what it printed and its exit code. */
-export function runVmenv(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
+/** Runs the built CLI as a child process and collects what it printed and its exit code; `input` is its stdin. */
+export function runVmenv(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [vmenvBin, ...args],
       {
@@ -29,6 +29,7 @@ export function runVmenv(args: readonly string[], options: { cwd?: string; env?:
         resolve({ code, stdout, stderr });
       },
     );
+    if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }
 

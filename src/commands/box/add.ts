@@ -19,7 +19,7 @@ Adding a box that is already stored is an error unless it is the very same file 
   ];
 
   static override args = {
-    source: Args.string({ description: 'A .box file, an http(s) URL to one, or a catalog (metadata JSON) file or URL.', required: true }),
+    source: Args.string({ ignoreStdin: true, description: 'A .box file, an http(s) URL to one, or a catalog (metadata JSON) file or URL.', required: true }),
   };
 
   static override flags = {

@@ -18,7 +18,7 @@ Needs root (mmdebstrap's root mode, and a loop mount to install the bootloader) 
   ];
 
   static override args = {
-    recipe: Args.string({ description: 'Recipe name (a folder in boxes/) or path to a recipe folder.', required: true }),
+    recipe: Args.string({ ignoreStdin: true, description: 'Recipe name (a folder in boxes/) or path to a recipe folder.', required: true }),
   };
 
   static override flags = {

@@ -14,7 +14,7 @@ export default class BoxRemove extends BaseCommand {
   ];
 
   static override args = {
-    name: Args.string({ description: 'Name of the box.', required: true }),
+    name: Args.string({ ignoreStdin: true, description: 'Name of the box.', required: true }),
   };
 
   static override flags = {
