@@ -4,7 +4,6 @@
  */
 import { join } from 'node:path';
 import type { LibvirtClient } from '../libvirt/client.js';
-import type { MachineState } from '../project/state.js';
 import { connectSsh, type SshSession } from '../ssh/client.js';
 import { netnsProxyCommand } from '../ssh/config.js';
 import { fileHostKeyStore } from '../ssh/host-key.js';

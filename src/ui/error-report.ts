@@ -25,7 +25,7 @@ import { ExitCode, UserError } from './errors.js';
 export type ErrorCodeName = keyof typeof ExitCode;
 
 export interface ErrorReport {
-  /** Machine-readable category, e.g. "notImplemented", "usage", "unavailable", "bug". */
+  /** Machine-readable category, e.g. "user", "usage", "unavailable", "bug". */
   code: ErrorCodeName;
   exitCode: number;
   message: string;

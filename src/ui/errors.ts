@@ -12,8 +12,6 @@ export const ExitCode = {
   usage: 2,
   /** The libvirt daemon or another required service cannot be reached. */
   unavailable: 3,
-  /** A command that exists as a topic but is not built yet. */
-  notImplemented: 4,
   /** A wait ran out of time. */
   timeout: 5,
   /** Interrupted by the user (Ctrl-C). */
@@ -38,16 +36,6 @@ export class UserError extends Error {
     this.name = 'UserError';
     this.hint = options.hint;
     this.exitCode = options.exitCode ?? ExitCode.user;
-  }
-}
-
-export class NotImplementedError extends UserError {
-  constructor(command: string, issue: string) {
-    super(`'vmenv ${command}' is not built yet.`, {
-      hint: `It arrives with ${issue}. Until then this command does nothing and exits non-zero.`,
-      exitCode: ExitCode.notImplemented,
-    });
-    this.name = 'NotImplementedError';
   }
 }
 

@@ -1,9 +1,10 @@
-import { loadProject, projectCwd, selectMachines } from '../config/load.js';
+import { loadProjectCached } from '../config/cache.js';
+import { projectCwd, selectMachines } from '../config/project-file.js';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 
 /** The project around `--cwd` (or the current folder) and the machines named (all when none). */
 export async function projectMachines(cwd: string | undefined, names: readonly string[]): Promise<{ project: ProjectConfig; machines: MachineConfig[] }> {
-  const { config, warnings } = await loadProject(projectCwd(cwd));
+  const { config, warnings } = await loadProjectCached(projectCwd(cwd));
   for (const w of warnings) process.stderr.write(`Warning: ${w.path}: ${w.message}${w.line ? ` (vmenv.yaml:${w.line})` : ''}\n`);
   return { project: config, machines: selectMachines(config, names) };
 }

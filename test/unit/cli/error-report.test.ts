@@ -17,7 +17,6 @@ import {
 import {
   ExitCode,
   InterruptedError,
-  NotImplementedError,
   TimeoutError,
   UserError,
 } from '../../../src/ui/errors.js';
@@ -43,14 +42,6 @@ describe('describeError: user errors', () => {
     expect(r.code).toBe('user');
     expect(r.hint).toBeUndefined();
     expect(r.stack).toBeUndefined();
-  });
-
-  it('maps NotImplementedError to exit 4 with "not built yet"', () => {
-    const r = describeError(new NotImplementedError('box add', 'issue #3 "[B] Boxes"'));
-    expect(r.exitCode).toBe(ExitCode.notImplemented);
-    expect(r.code).toBe('notImplemented');
-    expect(r.message).toContain('not built yet');
-    expect(r.hint).toContain('issue #3');
   });
 
   it('maps TimeoutError to exit 5 and InterruptedError to 130', () => {
@@ -185,8 +176,8 @@ describe('formatting', () => {
   });
 
   it('prints JSON with message, hint, code', () => {
-    const json = formatErrorJson(describeError(new NotImplementedError('up', 'issue #4')));
-    expect(json.error).toMatchObject({ code: 'notImplemented', exitCode: 4, hint: expect.stringContaining('issue #4') });
+    const json = formatErrorJson(describeError(new UserError("machine 'web' is not created", { hint: "Run 'vmenv up web' first." })));
+    expect(json.error).toMatchObject({ code: 'user', exitCode: 1, message: "machine 'web' is not created", hint: "Run 'vmenv up web' first." });
     expect(JSON.parse(JSON.stringify(json))).toEqual(json);
     expect(formatErrorJson(describeError(new UserError('x'))).error['hint']).toBeNull();
   });

@@ -4,6 +4,7 @@
  */
 import { homedir } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { decodeLoaded, encodeLoaded } from '../../../src/config/cache.js';
 import { checkConfigText, parseConfig } from '../../../src/config/load.js';
 import type { MachineConfig, ShellProvisioner } from '../../../src/config/types.js';
 import { FILE, folder, machine, yaml } from './helpers.js';
@@ -299,6 +300,10 @@ describe('good files', () => {
     expect(config.dir).toBe('/p');
     expect(config.machines).toStrictEqual(machines);
     expect(config.primary).toBe(config.machines.find((m) => m.primary));
+    // What the config cache (.vmenv/config-cache.json) gives back is the same config.
+    const again = decodeLoaded(JSON.parse(JSON.stringify(encodeLoaded({ config, warnings }))));
+    expect(again.config).toStrictEqual(config);
+    expect(again.config.primary).toBe(again.config.machines.find((m) => m.primary));
   });
 });
 
