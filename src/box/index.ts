@@ -1,5 +1,5 @@
 /**
- * Boxes: the .box format, the box store, catalogs, downloads and locks.
+ * Boxes: the .box format, the box store, catalogs and downloads.
  * (Uploading into pools lives in upload.ts; building in src/build/.)
  */
 export * from './metadata.js';
@@ -7,5 +7,4 @@ export * from './format.js';
 export * from './version.js';
 export * from './download.js';
 export * from './catalog.js';
-export * from './lock.js';
 export * from './store.js';

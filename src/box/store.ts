@@ -33,7 +33,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
-import { homedir, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -43,22 +43,14 @@ import { ExitCode, UserError } from '../ui/errors.js';
 import { classifySource, resolveCatalog } from './catalog.js';
 import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
 import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat, type UnpackedDisk } from './format.js';
-import { withFileLock, type LockOwner } from './lock.js';
+import { vmenvHome } from '../project/home.js';
+import { withFileLock, type LockOwner } from '../util/file-lock.js';
 import { METADATA_FILE, metadataDisks, normalizeBoxPath, parseBoxMetadata, type BoxMetadata } from './metadata.js';
 import type { BoxToUpload, WithLock } from './upload.js';
 import { isValidVersion, selectVersion, sortVersionsDescending, compareVersions } from './version.js';
 
 // ---------------------------------------------------------------------------
 // Places
-
-/** vmenv's user data folder: $VMENV_HOME, else $XDG_DATA_HOME/vmenv, else ~/.local/share/vmenv. */
-export function vmenvHome(env: NodeJS.ProcessEnv = process.env): string {
-  const own = env['VMENV_HOME'];
-  if (own !== undefined && own !== '') return own;
-  const xdg = env['XDG_DATA_HOME'];
-  if (xdg !== undefined && xdg !== '' && xdg.startsWith('/')) return join(xdg, 'vmenv');
-  return join(env['HOME'] !== undefined && env['HOME'] !== '' ? env['HOME'] : homedir(), '.local', 'share', 'vmenv');
-}
 
 export interface StoreOptions {
   /** vmenv's data folder (default: vmenvHome()). */

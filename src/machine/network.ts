@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { withFileLock } from '../box/lock.js';
-import { vmenvHome } from '../box/store.js';
+import { withFileLock } from '../util/file-lock.js';
+import { vmenvHome } from '../project/home.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
 import type { NetworkRef } from '../libvirt/protocol/types.js';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { vmenvHome } from '../box/store.js';
+import { vmenvHome } from '../project/home.js';
 import { isSessionUri } from '../libvirt/uri.js';
 
 /**

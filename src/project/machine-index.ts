@@ -1,4 +1,4 @@
-import { withFileLock } from '../box/lock.js';
+import { withFileLock } from '../util/file-lock.js';
 import { machineIndexPath, readMachineIndex, type MachineIndexEntry, type StoreOptions } from '../box/store.js';
 import { writeFileAtomic } from './atomic.js';
 

@@ -1,6 +1,6 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acquireLock, type LockHandle } from '../box/lock.js';
+import { acquireLock, type LockHandle } from '../util/file-lock.js';
 import { ExitCode, UserError } from '../ui/errors.js';
 import type { PortMapping } from '../machine/ports.js';
 import { writeFileAtomic } from './atomic.js';

@@ -5,7 +5,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { writeBoxArchive } from '../../../src/box/format.js';
-import { acquireLock } from '../../../src/box/lock.js';
+import { vmenvHome } from '../../../src/project/home.js';
+import { acquireLock } from '../../../src/util/file-lock.js';
 import {
   addBox,
   addBoxArchive,
@@ -22,7 +23,6 @@ import {
   removeBox,
   toUploadBox,
   unescapeBoxName,
-  vmenvHome,
   type AddEvent,
   type BoxLibvirt,
   type MachineIndexEntry,

@@ -15,7 +15,7 @@ import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promi
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { TimeoutError } from '../ui/errors.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from './sleep.js';
 
 export interface LockOwner {
   pid: number;
