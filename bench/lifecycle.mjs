@@ -30,29 +30,19 @@
 //   BENCH_BOX=path/to/tiny.box to use that box instead of the cached build of boxes/tiny.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { BOX_CACHE_DIR, boxCacheKey, cachedBoxName } from '../dist/build/cache.js';
-import { commonDirFor, resolveRecipeDir } from '../dist/build/locate.js';
 import { DomainState, openLibvirt } from '../dist/libvirt/index.js';
 import { networkXml } from '../dist/libvirt/xml/index.js';
 import { renderSeed } from '../dist/machine/seed.js';
 import { sharedSshSocket } from '../dist/machine/shared-ssh.js';
 import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, pickFreeSubnet } from '../dist/net/subnet.js';
+import { bin, harness, median, ms, root, sec, tinyBox, trapInterrupts } from './lib.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'bin', 'run.js');
-const uri = process.env.VMENV_TEST_URI;
-const pool = process.env.VMENV_TEST_POOL;
-const netns = process.env.VMENV_TEST_NETNS;
-if (!uri || !pool || !netns) {
-  console.error('VMENV_TEST_URI, VMENV_TEST_POOL and VMENV_TEST_NETNS are not set: run `bash test/host/setup.sh` and source /var/lib/vmenv-test-host/env.');
-  process.exit(2);
-}
+const { uri, pool, netns } = harness();
 const rounds = {
   up: Number(process.env.BENCH_UP_ROUNDS ?? 5),
   status: Number(process.env.BENCH_STATUS_ROUNDS ?? 10),
@@ -65,22 +55,9 @@ const cliEnv = { ...process.env, VMENV_HOME: join(work, 'home'), VMENV_GUEST_NET
 const networkName = tag;
 const proxyCommand = `ip netns exec ${netns} nc %h %p`;
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const ms = (x) => `${x.toFixed(0)} ms`;
-const sec = (x) => `${(x / 1000).toFixed(2)} s`;
 const randomMac = () => `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 
-// Ctrl-C reaches the CLI runs too (same process group); they fail, and the finally
-// below cleans up instead of node dying on the signal.
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => (interrupted = true));
-const checkInterrupted = () => {
-  if (interrupted) throw new Error('interrupted');
-};
+const checkInterrupted = trapInterrupts();
 
 /** Runs the CLI as a user does; its wall time (process start to exit) in ms. */
 function vmenv(args, cwd) {
@@ -105,21 +82,6 @@ function timed(file, args, env = process.env) {
   const took = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
   return { ms: took, stdout: r.stdout };
-}
-
-/** The tiny box: BENCH_BOX, else the cached build of boxes/tiny, built now when missing. */
-async function tinyBox() {
-  if (process.env.BENCH_BOX) return process.env.BENCH_BOX;
-  const dir = await resolveRecipeDir(join(root, 'boxes', 'tiny'));
-  const { key } = await boxCacheKey(dir, await commonDirFor(dir));
-  const out = join(BOX_CACHE_DIR, cachedBoxName('tiny', key));
-  if (existsSync(out)) return out;
-  console.error(`lifecycle: building the tiny box into ${out}`);
-  mkdirSync(BOX_CACHE_DIR, { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp.box`;
-  execFileSync(process.execPath, [bin, 'box', 'build', dir, '-o', tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 15 * 60_000 });
-  renameSync(tmp, out);
-  return out;
 }
 
 /** A project folder with a vmenv.yaml for the tiny box: one machine, or machines m0…m(n-1). */
@@ -400,7 +362,7 @@ let results = [];
 let failure;
 try {
   // --- setup: the box in vmenv's store, the network ---------------------------------------
-  const box = await tinyBox();
+  const box = await tinyBox('lifecycle');
   const volumesBefore = await withLibvirt(async (client) => {
     const p = await client.storagePoolLookupByName(pool);
     await client.storagePoolRefresh(p);

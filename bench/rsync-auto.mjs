@@ -14,64 +14,28 @@
 // end, also on failure or Ctrl-C. Writes bench/out/rsync-auto.json; exits 1 when a
 // target is missed. Needs the harness (bash test/host/setup.sh; . /var/lib/vmenv-test-host/env)
 // and a build. BENCH_BOX=path/to/tiny.box to use that box instead of the cached build.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { BOX_CACHE_DIR, boxCacheKey, cachedBoxName } from '../dist/build/cache.js';
-import { commonDirFor, resolveRecipeDir } from '../dist/build/locate.js';
+import { bin, harness, median, ms, root, tinyBox, trapInterrupts } from './lib.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'bin', 'run.js');
-const uri = process.env.VMENV_TEST_URI;
-const pool = process.env.VMENV_TEST_POOL;
-const netns = process.env.VMENV_TEST_NETNS;
-if (!uri || !pool || !netns) {
-  console.error('VMENV_TEST_URI, VMENV_TEST_POOL and VMENV_TEST_NETNS are not set: run `bash test/host/setup.sh` and source /var/lib/vmenv-test-host/env.');
-  process.exit(2);
-}
+const { uri, pool, netns } = harness();
 const samplesWanted = Number(process.env.BENCH_SAMPLES ?? 15);
 const work = mkdtempSync(join(tmpdir(), 'vmenv-rabench-'));
 const project = join(work, 'project');
 const env = { ...process.env, VMENV_HOME: join(work, 'home'), VMENV_GUEST_NETNS: netns, VMENV_LIBVIRT_URI: uri, NO_COLOR: '1' };
 const loadAtStart = loadavg()[0];
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const ms = (x) => `${x.toFixed(0)} ms`;
-
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => (interrupted = true));
-const checkInterrupted = () => {
-  if (interrupted) throw new Error('interrupted');
-};
+const checkInterrupted = trapInterrupts();
 
 function vmenv(args) {
   checkInterrupted();
   const r = spawnSync(process.execPath, [bin, ...args, '--cwd', project], { env, encoding: 'utf8', timeout: 300_000, maxBuffer: 16 << 20 });
   if (r.status !== 0) throw new Error(`vmenv ${args.join(' ')} exited ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
-}
-
-/** The tiny box: BENCH_BOX, else the cached build of boxes/tiny, built now when missing. */
-async function tinyBox() {
-  if (process.env.BENCH_BOX) return process.env.BENCH_BOX;
-  const dir = await resolveRecipeDir(join(root, 'boxes', 'tiny'));
-  const { key } = await boxCacheKey(dir, await commonDirFor(dir));
-  const out = join(BOX_CACHE_DIR, cachedBoxName('tiny', key));
-  if (existsSync(out)) return out;
-  console.error(`rsync-auto: building the tiny box into ${out}`);
-  mkdirSync(BOX_CACHE_DIR, { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp.box`;
-  execFileSync(process.execPath, [bin, 'box', 'build', dir, '-o', tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 15 * 60_000 });
-  renameSync(tmp, out);
-  return out;
 }
 
 /** rsync-auto as a child, its sync lines read as they come. */
@@ -141,7 +105,7 @@ try {
     join(project, 'vmenv.yaml'),
     ['box: tiny', 'memory: 256', `pool: ${pool}`, `network: { mode: nat, name: vmenv-rabench-${process.pid} }`, 'boot: { timeout: 180 }', 'shutdown: { timeout: 30 }', ''].join('\n'),
   );
-  const box = await tinyBox();
+  const box = await tinyBox('rsync-auto');
   checkInterrupted();
   boxAdded = true;
   const added = spawnSync(process.execPath, [bin, 'box', 'add', box, '--name', 'tiny'], { env, encoding: 'utf8', timeout: 300_000 });
