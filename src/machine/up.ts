@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { runtimeDirPath } from '../util/runtime-dir.js';
 import { dirname, join } from 'node:path';
 import { findBox, recordUpload, toUploadBox, uploadLock, type StoredBox } from '../box/store.js';
 import { ensureBoxVolumes } from '../box/upload.js';
@@ -26,6 +25,7 @@ import { ensureNatNetwork, removeNetworkIfUnused } from './network.js';
 import { newPoolPath } from './pool-path.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
+import { runtimeDirPath } from '../util/runtime-dir.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
 export const DEFAULT_NETWORK = 'vmenv';
