@@ -1,7 +1,9 @@
 // What the benchmarks that run guests on the test harness share: where the CLI is, the
-// harness's variables, medians and units, Ctrl-C handling, and the tiny box.
+// harness's variables, medians and units, Ctrl-C handling, the tiny box, and the
+// results table and file.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BOX_CACHE_DIR, boxCacheKey, cachedBoxName } from '../dist/build/cache.js';
@@ -56,4 +58,30 @@ export async function tinyBox(who) {
   execFileSync(process.execPath, [bin, 'box', 'build', dir, '-o', tmp], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 15 * 60_000 });
   renameSync(tmp, out);
   return out;
+}
+
+/**
+ * Prints the results as a table (PASS/FAIL, benchmark, vmenv, reference, figure, target)
+ * with the host's cores and load, writes bench/out/<name>.json (`data` added to it) and
+ * exits: 0 when every target is met, else 1.
+ */
+export function finish(name, results, data, loadAtStart) {
+  const cols = [
+    ['', (r) => (r.pass ? 'PASS' : 'FAIL')],
+    ['benchmark', (r) => r.name],
+    ['vmenv', (r) => r.ours],
+    ['reference', (r) => r.reference],
+    ['figure', (r) => r.figure],
+    ['target', (r) => r.target],
+  ];
+  const rows = [cols.map(([h]) => h), ...results.map((r) => cols.map(([, f]) => f(r)))];
+  const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+  const host = { cpus: cpus().length, loadAtStart, loadAtEnd: loadavg()[0] };
+  console.log(`(${host.cpus} cores; load average ${host.loadAtStart.toFixed(1)} at the start, ${host.loadAtEnd.toFixed(1)} at the end: other work on the host shows in every figure)`);
+  const out = join(root, 'bench', 'out', `${name}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), host, results, ...data }, null, 2)}\n`);
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ results, ...data }, null, 2));
+  process.exit(results.every((r) => r.pass) ? 0 : 1);
 }

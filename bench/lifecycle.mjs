@@ -31,7 +31,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,7 +40,7 @@ import { networkXml } from '../dist/libvirt/xml/index.js';
 import { renderSeed } from '../dist/machine/seed.js';
 import { sharedSshSocket } from '../dist/machine/shared-ssh.js';
 import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, pickFreeSubnet } from '../dist/net/subnet.js';
-import { bin, harness, median, ms, root, sec, tinyBox, trapInterrupts } from './lib.mjs';
+import { bin, finish, harness, median, ms, root, sec, tinyBox, trapInterrupts } from './lib.mjs';
 
 const { uri, pool, netns } = harness();
 const rounds = {
@@ -544,21 +544,4 @@ if (failure) {
   console.error(`lifecycle: ${failure.stack ?? failure}`);
   process.exit(2);
 }
-const cols = [
-  ['', (r) => (r.pass ? 'PASS' : 'FAIL')],
-  ['benchmark', (r) => r.name],
-  ['vmenv', (r) => r.ours],
-  ['reference', (r) => r.reference],
-  ['figure', (r) => r.figure],
-  ['target', (r) => r.target],
-];
-const rows = [cols.map(([h]) => h), ...results.map((r) => cols.map(([, f]) => f(r)))];
-const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
-const host = { cpus: cpus().length, loadAtStart, loadAtEnd: loadavg()[0] };
-console.log(`(${host.cpus} cores; load average ${host.loadAtStart.toFixed(1)} at the start, ${host.loadAtEnd.toFixed(1)} at the end: other work on the host shows in every figure)`);
-const out = join(root, 'bench', 'out', 'lifecycle.json');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), host, rounds, results, samples, upSteps: steps }, null, 2)}\n`);
-if (process.argv.includes('--json')) console.log(JSON.stringify({ results, samples }, null, 2));
-process.exit(results.every((r) => r.pass) ? 0 : 1);
+finish('lifecycle', results, { rounds, samples, upSteps: steps }, loadAtStart);

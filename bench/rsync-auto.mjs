@@ -16,11 +16,11 @@
 // and a build. BENCH_BOX=path/to/tiny.box to use that box instead of the cached build.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bin, harness, median, ms, root, tinyBox, trapInterrupts } from './lib.mjs';
+import { bin, finish, harness, median, ms, tinyBox, trapInterrupts } from './lib.mjs';
 
 const { uri, pool, netns } = harness();
 const samplesWanted = Number(process.env.BENCH_SAMPLES ?? 15);
@@ -194,20 +194,4 @@ if (failure) {
   console.error(`rsync-auto: ${failure.stack ?? failure}`);
   process.exit(2);
 }
-const cols = [
-  ['', (r) => (r.pass ? 'PASS' : 'FAIL')],
-  ['benchmark', (r) => r.name],
-  ['vmenv', (r) => r.ours],
-  ['reference', (r) => r.reference],
-  ['figure', (r) => r.figure],
-  ['target', (r) => r.target],
-];
-const rows = [cols.map(([h]) => h), ...results.map((r) => cols.map(([, f]) => f(r)))];
-const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-for (const row of rows) console.log(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
-const host = { cpus: cpus().length, loadAtStart, loadAtEnd: loadavg()[0] };
-console.log(`(${host.cpus} cores; load average ${host.loadAtStart.toFixed(1)} at the start, ${host.loadAtEnd.toFixed(1)} at the end: other work on the host shows in every figure)`);
-const out = join(root, 'bench', 'out', 'rsync-auto.json');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), host, results, samples }, null, 2)}\n`);
-process.exit(results.every((r) => r.pass) ? 0 : 1);
+finish('rsync-auto', results, { samples }, loadAtStart);

@@ -7,7 +7,7 @@
  * that Ansible never templates it (a project path holding `{{` stays a path).
  */
 import type { AnsibleProvisioner } from '../config/types.js';
-import { shQuote } from '../libvirt/transport/ssh.js';
+import { shQuote } from '../ssh/known-hosts.js';
 import { escapeSshTokens, quoteSshConfigArg, type PinnedKey } from '../ssh/index.js';
 
 /** One machine as Ansible reaches it. */

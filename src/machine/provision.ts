@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { Provisioner, ShellProvisioner } from '../config/types.js';
-import { shQuote } from '../libvirt/transport/ssh.js';
+import { shQuote } from '../ssh/known-hosts.js';
 import type { SshSession } from '../ssh/index.js';
 import { ExitCode, UserError } from '../ui/errors.js';
 import { provisionWithAnsible, type AnsibleBatch } from './ansible.js';

@@ -5,7 +5,8 @@
  * domain XML) say. src/machine/mounts.ts does the talking.
  */
 import type { MachineConfig, NinePAccessMode, SyncedFolder } from '../config/types.js';
-import { shQuote } from '../libvirt/transport/ssh.js';
+import { shQuote } from '../ssh/known-hosts.js';
+import { unescapeXml } from '../libvirt/xml/writer.js';
 
 export type ShareDriver = '9p' | 'virtiofs';
 
@@ -139,21 +140,10 @@ export interface DomainFilesystem {
   readonly: boolean;
 }
 
-function decodeXmlText(s: string): string {
-  return s
-    .replace(/&apos;/g, "'")
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&#(\d+);/g, (_, d: string) => String.fromCodePoint(Number(d)))
-    .replace(/&#x([0-9a-fA-F]+);/g, (_, h: string) => String.fromCodePoint(parseInt(h, 16)))
-    .replace(/&amp;/g, '&');
-}
-
 function attr(tag: string, name: string): string | undefined {
   const m = new RegExp(`\\s${name}=(?:'([^']*)'|"([^"]*)")`).exec(tag);
   const v = m?.[1] ?? m?.[2];
-  return v === undefined ? undefined : decodeXmlText(v);
+  return v === undefined ? undefined : unescapeXml(v);
 }
 
 /** The mount-type `<filesystem>` devices of a domain's XML (libvirt's own output). */

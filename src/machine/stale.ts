@@ -21,6 +21,7 @@ import { formatUuid } from '../libvirt/protocol/types.js';
 import { localStaleReason, type StaleReason } from '../project/global-status.js';
 import { readMachineIndex, type MachineIndexEntry, type StoreOptions } from '../box/store.js';
 import { ProjectState } from '../project/state.js';
+import { unescapeXml } from '../libvirt/xml/writer.js';
 
 /** An orphan volume younger than this may belong to an `up` under way (volumes come before the domain). */
 export const ORPHAN_VOLUME_GRACE_MS = 10 * 60_000;
@@ -110,17 +111,6 @@ export interface StaleResources {
   networks: StaleNetwork[];
   /** Resources that look stale but are kept, and why. */
   kept: string[];
-}
-
-function unescapeXml(s: string): string {
-  return s
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&apos;/g, "'")
-    .replace(/&#(\d+);/g, (_, d: string) => String.fromCodePoint(Number(d)))
-    .replace(/&#x([0-9a-fA-F]+);/g, (_, h: string) => String.fromCodePoint(parseInt(h, 16)))
-    .replace(/&amp;/g, '&');
 }
 
 function escapeRe(s: string): string {

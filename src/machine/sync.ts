@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { SyncedFolder } from '../config/types.js';
-import { shQuote } from '../libvirt/transport/ssh.js';
+import { shQuote } from '../ssh/known-hosts.js';
 import { STATE_DIR } from '../project/state.js';
 import type { SshSession } from '../ssh/client.js';
 import { rsyncRemoteShell } from '../ssh/config.js';

@@ -15,7 +15,8 @@ import { join, posix } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ParsedKey, PseudoTtyOptions, SFTPWrapper } from 'ssh2';
-import { entryMatchesHost, keyTypeOfBlob, preferredHostKeyAlgorithms } from '../libvirt/transport/ssh.js';
+import { preferredHostKeyAlgorithms } from '../libvirt/transport/ssh.js';
+import { entryMatchesHost, keyTypeOfBlob } from './known-hosts.js';
 import { SshError, type SshFailureKind } from './errors.js';
 import {
   compareHostKey,

@@ -14,7 +14,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
-import { keyFingerprint } from '../libvirt/transport/ssh.js';
+import { keyFingerprint } from './known-hosts.js';
 import { writeFileAtomic } from '../project/atomic.js';
 import { SshError } from './errors.js';
 

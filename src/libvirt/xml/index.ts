@@ -4,7 +4,7 @@
  * characters XML 1.0 cannot carry throw XmlCharacterError.
  */
 export { XmlCharacterError, XmlSpecError } from './errors.js';
-export { el, text, renderXml, escapeAttr, escapeText, assertXmlChars, isXmlChar } from './writer.js';
+export { el, text, renderXml, escapeAttr, escapeText, unescapeXml, assertXmlChars, isXmlChar } from './writer.js';
 export type { XmlAttrValue, XmlChild, XmlElement, XmlNode, XmlText } from './writer.js';
 export {
   domainElement,

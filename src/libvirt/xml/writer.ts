@@ -129,6 +129,22 @@ export function escapeAttr(value: string): string {
   return value.replace(/[&<>"'\r\n\t]/g, (c) => ATTR_ESCAPES[c] ?? c);
 }
 
+/**
+ * The value of XML character data or an attribute as read from libvirt's XML: the five
+ * named entities and numeric character references decoded (`&amp;` last, so `&amp;lt;`
+ * stays `&lt;`). The inverse of `escapeText` and `escapeAttr`.
+ */
+export function unescapeXml(value: string): string {
+  return value
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&#(\d+);/g, (_, d: string) => String.fromCodePoint(Number(d)))
+    .replace(/&#x([0-9a-fA-F]+);/g, (_, h: string) => String.fromCodePoint(parseInt(h, 16)))
+    .replace(/&amp;/g, '&');
+}
+
 function renderElement(node: XmlElement, depth: number, path: string, out: string[]): void {
   const here = path === '' ? node.name : `${path}/${node.name}`;
   const indent = '  '.repeat(depth);
