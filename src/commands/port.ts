@@ -1,15 +1,12 @@
+import type { PortMapping } from '../machine/ports.js';
 import { BaseCommand } from '../ui/base-command.js';
 import { cwdFlag, machinesArg } from '../ui/machine-flags.js';
 import { machineNames, projectMachines } from '../ui/project.js';
 
-interface PortRow {
-  guest: number;
-  host: number;
-  hostIp: string;
-  protocol: 'tcp' | 'udp';
+type PortRow = PortMapping & {
   /** `ssh` for the forward vmenv itself uses; `forwarded_ports` for the configured ones. */
   source: 'ssh' | 'forwarded_ports';
-}
+};
 
 export default class Port extends BaseCommand {
   static override summary = 'List the ports forwarded from the host to the machines.';

@@ -3,17 +3,17 @@
  * relay inside the guests' network namespace), tell the starter how binding went, and
  * stop cleanly on SIGTERM. One process per machine; the starter tracks it by pid.
  */
+import { hostPortText } from '../net/ip.js';
 import { BindFailure, bindListeners, boundPort, closeListener, type Listener } from './listen.js';
 import type { BoundMapping, StartReport } from './messages.js';
 import { startNetnsRelay, type NetnsRelay } from './netns.js';
 import { relayTcp, relayUdp, type Log, type Relay } from './relay.js';
-import { DEFAULT_UDP_IDLE_MS, describeHostEnd, hostPortText, type ForwardSpec } from './spec.js';
+import { DEFAULT_UDP_IDLE_MS, describeHostEnd, type ForwardSpec } from './spec.js';
 
 export const ForwarderExit = { ok: 0, failed: 1, badSpec: 2, bug: 70 } as const;
 
-/** Tells the starter (when there is one on the IPC channel) and the log. */
-function report(r: StartReport, log: Log): Promise<void> {
-  log(r.kind === 'ready' ? `ready: ${r.listeners.map(mappingText).join(', ')}` : `not started: ${r.message}`);
+/** Tells the starter, when there is one on the IPC channel, and lets go of the channel. */
+export function sendStartReport(r: StartReport): Promise<void> {
   const send = process.send?.bind(process);
   if (send === undefined || !process.connected) return Promise.resolve();
   return new Promise((resolve) => {
@@ -23,6 +23,12 @@ function report(r: StartReport, log: Log): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Tells the starter and the log. */
+function report(r: StartReport, log: Log): Promise<void> {
+  log(r.kind === 'ready' ? `ready: ${r.listeners.map(mappingText).join(', ')}` : `not started: ${r.message}`);
+  return sendStartReport(r);
 }
 
 function mappingText(m: BoundMapping): string {

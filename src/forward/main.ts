@@ -13,8 +13,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ForwarderExit, runForwarder } from './forwarder.js';
-import { FORWARDER_FLAG, RELAY_FLAG, type StartReport } from './messages.js';
+import { ForwarderExit, runForwarder, sendStartReport } from './forwarder.js';
+import { FORWARDER_FLAG, RELAY_FLAG } from './messages.js';
 import { runNetnsRelay } from './netns.js';
 import { parseForwardSpecArg, type ForwardSpec } from './spec.js';
 
@@ -26,14 +26,10 @@ function log(line: string): void {
 }
 
 /** Reports a failure to start (to the starter too) and lets the process end with `code`. */
-async function fail(code: number, message: string): Promise<void> {
+function fail(code: number, message: string): Promise<void> {
   log(message);
   process.exitCode = code;
-  const send = process.send?.bind(process);
-  if (send === undefined || !process.connected) return;
-  const r: StartReport = { kind: 'failed', message };
-  await new Promise<void>((resolve) => send(r, undefined, {}, () => resolve()));
-  if (process.connected) process.disconnect();
+  return sendStartReport({ kind: 'failed', message });
 }
 
 async function forward(): Promise<void> {

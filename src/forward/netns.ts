@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type dgram from 'node:dgram';
 import type net from 'node:net';
+import { exitText } from '../util/exit-text.js';
 import { closeListener, type Listener } from './listen.js';
 import { isRelayCommand, isRelayReport, RELAY_FLAG, type RelayCommand, type RelayReport } from './messages.js';
 import { relayTcp, relayUdp, type Log, type Relay, type TcpRelay } from './relay.js';
@@ -42,10 +43,6 @@ export class NetnsRelayError extends Error {
     super(message);
     this.name = 'NetnsRelayError';
   }
-}
-
-function exitText(code: number | null, signal: NodeJS.Signals | null): string {
-  return signal !== null ? `killed by ${signal}` : `exit code ${code}`;
 }
 
 /** Starts the relay inside `netns` and hands it every listener; the local copies are closed once it serves them. */

@@ -3,13 +3,13 @@
  * `auto_correct`, and who holds a taken one (the socket tables in /proc/net, then the
  * process whose /proc/<pid>/fd links to that socket) for the error message.
  */
-import dgram from 'node:dgram';
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import net from 'node:net';
 import { endianness } from 'node:os';
+import { hostPortText, type Endianness } from '../net/ip.js';
 import { ExitCode, UserError } from '../ui/errors.js';
-import { parseProcNet, socketsHoldingPort, type Endianness, type ProcNetSocket } from './proc-net.js';
-import { hostPortText, socketFamily, type ForwardProtocol } from './spec.js';
+import { bindPort, closeBoundPort } from '../util/bind-port.js';
+import { parseProcNet, socketsHoldingPort, type ProcNetSocket } from './proc-net.js';
+import type { ForwardProtocol } from './spec.js';
 
 export interface PortHolderProcess {
   pid: number;
@@ -104,26 +104,19 @@ export function describePortHolder(h: PortHolder): string {
  * False when taken or not permitted (a port below 1024 without the privilege); other
  * errors (an address that is not the host's) are thrown.
  */
-export function isPortFree(hostIp: string, port: number, protocol: ForwardProtocol): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') resolve(false);
-      else reject(err);
-    };
-    if (protocol === 'tcp') {
-      const server = net.createServer();
-      server.once('error', onError);
-      server.listen({ host: hostIp, port, exclusive: true }, () => server.close(() => resolve(true)));
-    } else {
-      const socket = dgram.createSocket(socketFamily(hostIp) === 6 ? 'udp6' : 'udp4');
-      socket.once('error', (err) => {
-        socket.close();
-        onError(err);
-      });
-      socket.bind({ address: hostIp, port, exclusive: true }, () => socket.close(() => resolve(true)));
-    }
-  });
+export async function isPortFree(hostIp: string, port: number, protocol: ForwardProtocol): Promise<boolean> {
+  try {
+    await closeBoundPort(await bindPort(protocol, hostIp, port));
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') return false;
+    throw err;
+  }
 }
+
+/** Whether a host port can be bound now; isPortFree, or a stand-in for tests. */
+export type PortFreeCheck = (hostIp: string, port: number, protocol: ForwardProtocol) => Promise<boolean>;
 
 export class NoFreePortError extends UserError {
   readonly from: number;
@@ -141,8 +134,8 @@ export class NoFreePortError extends UserError {
 
 /**
  * The first free port above `from` on `hostIp` for `protocol` (for `auto_correct`),
- * skipping `exclude` (ports already given to other forwards). At most `tries` binds;
- * throws NoFreePortError when none of them is free.
+ * skipping `exclude` (ports already given to other forwards). At most `tries` checks
+ * with `isFree`; throws NoFreePortError when none of them is free.
  */
 export async function nextFreePort(
   hostIp: string,
@@ -150,12 +143,13 @@ export async function nextFreePort(
   protocol: ForwardProtocol,
   exclude: ReadonlySet<number> = new Set(),
   tries = 100,
+  isFree: PortFreeCheck = isPortFree,
 ): Promise<number> {
   let tried = 0;
   for (let port = from + 1; port <= 65535 && tried < tries; port++) {
     if (exclude.has(port)) continue;
     tried++;
-    if (await isPortFree(hostIp, port, protocol)) return port;
+    if (await isFree(hostIp, port, protocol)) return port;
   }
   throw new NoFreePortError(hostIp, from, protocol, tried);
 }

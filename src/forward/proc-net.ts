@@ -10,9 +10,7 @@
  * word come out reversed (127.0.0.1 reads `0100007F`). IPv6 has four such words. The
  * port is a plain hexadecimal number. Lines that cannot be read are skipped.
  */
-import { formatIpv4, formatIpv6 } from '../net/ip.js';
-
-export type Endianness = 'LE' | 'BE';
+import { formatIpv4, formatIpv6, procHexWord, type Endianness } from '../net/ip.js';
 
 /** TCP_LISTEN in the `st` column. */
 export const TCP_LISTEN = 0x0a;
@@ -31,23 +29,18 @@ export interface ProcNetSocket {
   inode: number;
 }
 
-const HEX_WORD = /^[0-9A-Fa-f]{8}$/;
-
-function word(hex: string, endianness: Endianness): number {
-  const n = parseInt(hex, 16);
-  if (endianness === 'BE') return n >>> 0;
-  return (((n & 0xff) << 24) | (((n >>> 8) & 0xff) << 16) | (((n >>> 16) & 0xff) << 8) | (n >>> 24)) >>> 0;
-}
-
 /** `0100007F` → 127.0.0.1; 32 hex digits → an IPv6 address. Undefined when neither. */
 export function procHexAddress(hex: string, endianness: Endianness): { family: 4 | 6; ip: string } | undefined {
-  if (hex.length === 8 && HEX_WORD.test(hex)) return { family: 4, ip: formatIpv4(word(hex, endianness)) };
+  if (hex.length === 8) {
+    const v4 = procHexWord(hex, endianness);
+    return v4 === undefined ? undefined : { family: 4, ip: formatIpv4(v4) };
+  }
   if (hex.length !== 32) return undefined;
   let n = 0n;
   for (let i = 0; i < 4; i++) {
-    const w = hex.slice(i * 8, i * 8 + 8);
-    if (!HEX_WORD.test(w)) return undefined;
-    n = (n << 32n) | BigInt(word(w, endianness));
+    const w = procHexWord(hex.slice(i * 8, i * 8 + 8), endianness);
+    if (w === undefined) return undefined;
+    n = (n << 32n) | BigInt(w);
   }
   if (n >> 32n === 0xffffn) return { family: 6, ip: `::ffff:${formatIpv4(Number(n & 0xffffffffn))}` };
   return { family: 6, ip: formatIpv6(n) };

@@ -7,11 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { exitText } from '../util/exit-text.js';
+import { processIdentity } from '../util/proc-identity.js';
 import { sleep } from '../util/sleep.js';
 import { ForwardBindError, ForwarderStartError } from './errors.js';
 import { FORWARDER_FLAG, isStartReport, TAG_PREFIX, type BoundMapping, type StartReport } from './messages.js';
 import { portHolder } from './ports.js';
-import { processIdentity } from './proc-identity.js';
 import { checkForwardSpec, type ForwardSpec } from './spec.js';
 
 export interface StartForwarderOptions {
@@ -72,7 +73,7 @@ function firstOutcome(child: ChildProcess, timeoutMs: number, signal: AbortSigna
     const onMessage = (m: unknown): void => {
       if (isStartReport(m)) done({ report: m });
     };
-    const onExit = (code: number | null, sig: NodeJS.Signals | null): void => done({ exited: sig === null ? `exit code ${code}` : `killed by ${sig}` });
+    const onExit = (code: number | null, sig: NodeJS.Signals | null): void => done({ exited: exitText(code, sig) });
     const onError = (err: Error): void => done({ exited: `could not start: ${err.message}` });
     const onAbort = (): void => done({ aborted: signal?.reason });
     const timer = setTimeout(() => done({ timedOut: true }), timeoutMs);

@@ -7,7 +7,8 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { hostPortText, socketFamily } from './spec.js';
+import { hostPortText } from '../net/ip.js';
+import { socketFamily } from './spec.js';
 
 export type Log = (line: string) => void;
 

@@ -4,7 +4,7 @@
  * Pure: text or values in, a checked spec (or every problem at once) out.
  */
 import type { ForwardedPort, Protocol } from '../config/types.js';
-import { ipFamily, normalizeIp } from '../net/ip.js';
+import { hostPortText, ipFamily, normalizeIp } from '../net/ip.js';
 
 export type ForwardProtocol = Protocol;
 
@@ -40,10 +40,6 @@ export class ForwardSpecError extends Error {
 /** `tcp 127.0.0.1:8080` / `udp [::1]:53`: how a listener is named in messages. */
 export function describeHostEnd(m: Pick<ForwardMapping, 'protocol' | 'hostIp' | 'hostPort'>): string {
   return `${m.protocol} ${hostPortText(m.hostIp, m.hostPort)}`;
-}
-
-export function hostPortText(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 // What `ip netns` accepts as a name, without path separators or option-like leads.

@@ -1,7 +1,8 @@
-import { createServer } from 'node:net';
 import type { ForwardedPort, Protocol } from '../config/types.js';
-import { describePortHolder, isPortFree, portHolder } from '../forward/ports.js';
+import { describePortHolder, isPortFree, nextFreePort, portHolder, portText, type PortFreeCheck } from '../forward/ports.js';
+import { hostPortText } from '../net/ip.js';
 import { UserError } from '../ui/errors.js';
+import { bindPort, boundPortNumber, closeBoundPort } from '../util/bind-port.js';
 
 export { isPortFree };
 
@@ -15,17 +16,17 @@ export interface PortMapping {
 
 /** A free port on the loopback, chosen by the kernel. */
 export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
+  const bound = await bindPort('tcp', '127.0.0.1', 0);
+  const port = boundPortNumber(bound);
+  await closeBoundPort(bound);
+  if (port === undefined) throw new Error('no port');
+  return port;
 }
 
-const key = (ip: string, port: number, protocol: Protocol): string => `${protocol}/${ip}/${port}`;
+/** The host ports already given on `hostIp` for `protocol`. */
+function givenPorts(out: readonly PortMapping[], hostIp: string, protocol: Protocol): Set<number> {
+  return new Set(out.filter((p) => p.hostIp === hostIp && p.protocol === protocol).map((p) => p.host));
+}
 
 export interface ChoosePortsOptions {
   /** Mappings in effect before (state): a port kept from last time is preferred when still free. */
@@ -33,24 +34,27 @@ export interface ChoosePortsOptions {
   /** Told each auto-corrected port ("8080 is taken: 8081 → 80 instead"). */
   onCorrected?: (message: string) => void;
   /** Test hook. */
-  isFree?: (hostIp: string, port: number, protocol: Protocol) => Promise<boolean>;
+  isFree?: PortFreeCheck;
 }
+
+/** How many ports above a taken one auto_correct tries. */
+const AUTO_CORRECT_TRIES = 200;
 
 /**
  * The host ports to forward: each as configured when free; when taken, with
- * `auto_correct` the next free one above it (said through `onCorrected`), without it a
- * UserError naming the port. Ports are never given twice.
+ * `auto_correct` the next free one above it (said through `onCorrected`; NoFreePortError
+ * when none is), without it a UserError naming the port. Ports are never given twice.
  */
 export async function choosePorts(forwards: readonly ForwardedPort[], options: ChoosePortsOptions = {}): Promise<PortMapping[]> {
   const isFree = options.isFree ?? isPortFree;
-  const given = new Set<string>();
   const out: PortMapping[] = [];
   for (const f of forwards) {
+    const given = givenPorts(out, f.host_ip, f.protocol);
     const before = options.previous?.find((p) => p.guest === f.guest && p.protocol === f.protocol && p.hostIp === f.host_ip);
     const candidates = before && before.host !== f.host ? [before.host, f.host] : [f.host];
     let host: number | undefined;
     for (const c of candidates) {
-      if (!given.has(key(f.host_ip, c, f.protocol)) && (await isFree(f.host_ip, c, f.protocol))) {
+      if (!given.has(c) && (await isFree(f.host_ip, c, f.protocol))) {
         host = c;
         break;
       }
@@ -59,20 +63,13 @@ export async function choosePorts(forwards: readonly ForwardedPort[], options: C
       if (!f.auto_correct) {
         const holder = await portHolder(f.host, f.protocol, f.host_ip).catch(() => undefined);
         throw new UserError(
-          `host port ${f.host_ip}:${f.host}/${f.protocol} (forwarded to guest port ${f.guest}) is already in use${holder ? `: ${describePortHolder(holder)}` : ''}`,
+          `host port ${portText(f.host_ip, f.host, f.protocol)} (forwarded to guest port ${f.guest}) is already in use${holder ? `: ${describePortHolder(holder)}` : ''}`,
           { hint: "Free it, choose another 'host' port in forwarded_ports, or set 'auto_correct: true' to let vmenv pick the next free one." },
         );
       }
-      for (let c = f.host + 1; c <= Math.min(65535, f.host + 200); c++) {
-        if (!given.has(key(f.host_ip, c, f.protocol)) && (await isFree(f.host_ip, c, f.protocol))) {
-          host = c;
-          break;
-        }
-      }
-      if (host === undefined) throw new UserError(`no free host port near ${f.host} for guest port ${f.guest}`, { hint: "Choose another 'host' port." });
-      options.onCorrected?.(`host port ${f.host}/${f.protocol} is in use: forwarding ${f.host_ip}:${host} → guest ${f.guest} instead`);
+      host = await nextFreePort(f.host_ip, f.host, f.protocol, given, AUTO_CORRECT_TRIES, isFree);
+      options.onCorrected?.(`host port ${f.host}/${f.protocol} is in use: forwarding ${hostPortText(f.host_ip, host)} → guest ${f.guest} instead`);
     }
-    given.add(key(f.host_ip, host, f.protocol));
     out.push({ guest: f.guest, host, hostIp: f.host_ip, protocol: f.protocol });
   }
   return out;

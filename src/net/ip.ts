@@ -1,6 +1,6 @@
 /**
  * Addresses as numbers: IPv4 as an unsigned 32-bit number, IPv6 as a 128-bit bigint,
- * MAC addresses in libvirt's lower-case colon form. Pure; no I/O.
+ * MAC addresses in libvirt's lower-case colon form; `host:port` text. Pure; no I/O.
  */
 
 export type IpFamily = 'ipv4' | 'ipv6';
@@ -23,6 +23,21 @@ export function parseIpv4(text: string): number | undefined {
 
 export function formatIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+/** The byte order of the machine whose /proc is read. */
+export type Endianness = 'LE' | 'BE';
+
+/**
+ * One 32-bit word of an address as /proc/net prints it (`%08X` of the word as the host
+ * holds it) → the unsigned number in network order: on a little-endian host the bytes
+ * come out reversed (`0100007F` → 127.0.0.1). Undefined when not 8 hex digits.
+ */
+export function procHexWord(hex: string, endianness: Endianness): number | undefined {
+  if (!/^[0-9A-Fa-f]{8}$/.test(hex)) return undefined;
+  const n = parseInt(hex, 16);
+  if (endianness === 'BE') return n >>> 0;
+  return (((n & 0xff) << 24) | (((n >>> 8) & 0xff) << 16) | (((n >>> 16) & 0xff) << 8) | (n >>> 24)) >>> 0;
 }
 
 /**
@@ -103,6 +118,11 @@ export function normalizeIp(text: string): string | undefined {
   if (v4 !== undefined) return formatIpv4(v4);
   const v6 = parseIpv6(text);
   return v6 === undefined ? undefined : formatIpv6(v6);
+}
+
+/** `10.0.0.1:22`, `[::1]:22`: an IPv6 address bracketed so that its port stays readable. */
+export function hostPortText(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 const MAC = /^[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}$/;

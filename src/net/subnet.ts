@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../ui/errors.js';
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6, type IpFamily } from './ip.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6, procHexWord, type IpFamily } from './ip.js';
 
 /** A network prefix: `address` is any address inside it (normalized by `normalizeCidr`). */
 export interface Cidr {
@@ -445,13 +445,6 @@ export function parseIpAddrJson(text: string, problems: HostDataProblem[] = []):
   return out;
 }
 
-/** A little-endian hex IPv4 word of /proc/net/route ("0002A8C0" → 192.168.2.0). */
-function procHexIpv4(hex: string): number | undefined {
-  if (!/^[0-9A-Fa-f]{8}$/.test(hex)) return undefined;
-  const n = parseInt(hex, 16);
-  return (((n & 0xff) << 24) | ((n >>> 8) & 0xff) << 16 | ((n >>> 16) & 0xff) << 8 | (n >>> 24)) >>> 0;
-}
-
 function maskToPrefix(mask: number): number | undefined {
   let p = 0;
   while (p < 32 && ((mask >>> (31 - p)) & 1) === 1) p++;
@@ -459,7 +452,7 @@ function maskToPrefix(mask: number): number | undefined {
   return p === 32 || (mask << p) >>> 0 === 0 ? p : undefined;
 }
 
-/** /proc/net/route (IPv4, main table only): Iface, Destination, Gateway, Flags, …, Mask. */
+/** /proc/net/route (IPv4, main table only): Iface, Destination, Gateway, Flags, …, Mask; addresses as little-endian hex words ("0002A8C0" → 192.168.2.0). */
 export function parseProcNetRoute(text: string, problems: HostDataProblem[] = []): UsedPrefix[] {
   const out: UsedPrefix[] = [];
   const lines = text.split('\n');
@@ -467,15 +460,15 @@ export function parseProcNetRoute(text: string, problems: HostDataProblem[] = []
     if (i === 0 || line.trim() === '') return; // header
     const f = line.trim().split(/\s+/);
     const [dev, dstHex, gwHex, flagsHex, , , , maskHex] = f;
-    const dst = procHexIpv4(dstHex ?? '');
-    const mask = procHexIpv4(maskHex ?? '');
+    const dst = procHexWord(dstHex ?? '', 'LE');
+    const mask = procHexWord(maskHex ?? '', 'LE');
     const prefix = mask === undefined ? undefined : maskToPrefix(mask);
     if (dev === undefined || dst === undefined || prefix === undefined) {
       problems.push({ where: `/proc/net/route line ${i + 1}`, reason: `cannot read ${JSON.stringify(line.trim())}` });
       return;
     }
     const flags = parseInt(flagsHex ?? '0', 16);
-    const gw = procHexIpv4(gwHex ?? '');
+    const gw = procHexWord(gwHex ?? '', 'LE');
     const via = (flags & 0x2) !== 0 && gw !== undefined && gw !== 0 ? formatIpv4(gw) : undefined;
     const c: Cidr = { address: formatIpv4(dst), prefix };
     const u: UsedPrefix = {

@@ -10,11 +10,11 @@
  * process taking the same lock twice waits for itself.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { TimeoutError } from '../ui/errors.js';
+import { processStartTicks } from './proc-identity.js';
 import { sleep } from './sleep.js';
 
 export interface LockOwner {
@@ -47,19 +47,7 @@ export interface LockHandle {
   release(): Promise<void>;
 }
 
-function processStart(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const start = Number(rest[19]); // field 22 overall: 3 + 19
-    return Number.isFinite(start) ? start : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const selfStart = processStart(process.pid);
+const selfStart = processStartTicks(process.pid);
 
 function processAlive(pid: number): boolean {
   try {
@@ -79,7 +67,7 @@ export function isStale(owner: LockOwner | undefined, mtimeMs: number, options: 
   if (owner.host !== hostname()) return Date.now() - mtimeMs > (options.foreignStaleMs ?? 3_600_000);
   if (!processAlive(owner.pid)) return true;
   if (owner.start !== undefined) {
-    const now = processStart(owner.pid);
+    const now = processStartTicks(owner.pid);
     if (now !== undefined && now !== owner.start) return true; // the pid was reused
   }
   return false;

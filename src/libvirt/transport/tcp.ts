@@ -3,6 +3,7 @@
  * TCP (listen_tcp=1 or libvirtd-tcp.socket); traffic is not encrypted.
  */
 import type { Duplex } from 'node:stream';
+import { hostPortText } from '../../net/ip.js';
 import { DEFAULT_TCP_PORT } from '../uri.js';
 import type { Dialer } from './dialer.js';
 import { connectNet } from './unix.js';
@@ -14,13 +15,9 @@ export interface TcpDialerOptions {
   timeoutMs?: number;
 }
 
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 export function tcpDialer(host: string, opts: TcpDialerOptions = {}): Dialer {
   const port = opts.port ?? DEFAULT_TCP_PORT;
-  const where = hostPort(host, port);
+  const where = hostPortText(host, port);
   const target = `tcp ${where}`;
   return {
     describe: () => target,

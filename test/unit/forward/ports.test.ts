@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ForwardBindError, ForwarderStartError } from '../../../src/forward/errors.js';
-import { describePortHolder, NoFreePortError, portHolder, type PortHolder } from '../../../src/forward/ports.js';
+import { describePortHolder, nextFreePort, NoFreePortError, portHolder, type PortHolder } from '../../../src/forward/ports.js';
 import { ExitCode } from '../../../src/ui/errors.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures');
@@ -107,5 +107,17 @@ describe('forwarding errors', () => {
 
   it('no free port says where it looked', () => {
     expect(new NoFreePortError('127.0.0.1', 8080, 'tcp', 100).message).toBe('No free tcp port found on 127.0.0.1 above 8080 (100 tried).');
+  });
+});
+
+describe('nextFreePort with a given check', () => {
+  const takenBut = (...free: number[]) => async (_ip: string, port: number): Promise<boolean> => free.includes(port);
+
+  it('skips excluded ports without counting them as tries', async () => {
+    expect(await nextFreePort('127.0.0.1', 8080, 'tcp', new Set([8081, 8082]), 1, takenBut(8083))).toBe(8083);
+  });
+
+  it('throws NoFreePortError after `tries` checks', async () => {
+    await expect(nextFreePort('127.0.0.1', 8080, 'udp', new Set(), 3, takenBut(8084))).rejects.toThrow('No free udp port found on 127.0.0.1 above 8080 (3 tried).');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCmdline, parseProcStat, processIdentity } from '../../../src/forward/proc-identity.js';
+import { parseCmdline, parseProcStat, processIdentity, processStartTicks } from '../../../src/util/proc-identity.js';
 
 describe('process identity from /proc', () => {
   it('reads the state and start time, past a command name with spaces and parentheses', () => {
@@ -27,5 +27,11 @@ describe('process identity from /proc', () => {
     expect(me?.startTicks).toBeGreaterThan(0);
     expect(processIdentity(0)).toBeUndefined();
     expect(processIdentity(2 ** 22 + 1)).toBeUndefined();
+  });
+
+  it('reads the start time alone, the same as the identity has it', () => {
+    expect(processStartTicks(process.pid)).toBe(processIdentity(process.pid)?.startTicks);
+    expect(processStartTicks(0)).toBeUndefined();
+    expect(processStartTicks(2 ** 22 + 1)).toBeUndefined();
   });
 });

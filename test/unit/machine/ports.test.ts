@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ForwardedPort } from '../../../src/config/types.js';
-import { choosePorts, isPortFree } from '../../../src/machine/ports.js';
+import { NoFreePortError } from '../../../src/forward/ports.js';
+import { choosePorts, freeLoopbackPort, isPortFree } from '../../../src/machine/ports.js';
 
 const fwd = (guest: number, host: number, auto_correct = false): ForwardedPort => ({ guest, host, host_ip: '127.0.0.1', protocol: 'tcp', auto_correct });
 const takenSet = (...ports: number[]) => async (_ip: string, port: number): Promise<boolean> => !ports.includes(port);
@@ -30,6 +31,17 @@ describe('choosePorts', () => {
     );
   });
 
+  it('auto_correct gives up with NoFreePortError when no port above is free', async () => {
+    const checked: number[] = [];
+    const none = async (_ip: string, port: number): Promise<boolean> => {
+      checked.push(port);
+      return false;
+    };
+    await expect(choosePorts([fwd(80, 8080, true)], { isFree: none })).rejects.toBeInstanceOf(NoFreePortError);
+    expect(checked[0]).toBe(8080);
+    expect(checked.at(-1)).toBe(8280);
+  });
+
   it('prefers the port used last time while it is free', async () => {
     const previous = [{ guest: 80, host: 8081, hostIp: '127.0.0.1', protocol: 'tcp' as const }];
     expect((await choosePorts([fwd(80, 8080, true)], { previous, isFree: takenSet() }))[0]!.host).toBe(8081);
@@ -54,5 +66,24 @@ describe('isPortFree', () => {
     const freed = (other.address() as { port: number }).port;
     await new Promise<void>((r) => other.close(() => r()));
     expect(await isPortFree('127.0.0.1', freed, 'tcp')).toBe(true);
+  });
+
+  it('sees a UDP port held by a bound socket', async () => {
+    const dgram = await import('node:dgram');
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((r) => socket.bind({ address: '127.0.0.1', port: 0, exclusive: true }, r));
+    try {
+      expect(await isPortFree('127.0.0.1', socket.address().port, 'udp')).toBe(false);
+    } finally {
+      await new Promise<void>((r) => socket.close(r));
+    }
+  });
+});
+
+describe('freeLoopbackPort', () => {
+  it('gives a port that is free again', async () => {
+    const port = await freeLoopbackPort();
+    expect(port).toBeGreaterThan(0);
+    expect(await isPortFree('127.0.0.1', port, 'tcp')).toBe(true);
   });
 });

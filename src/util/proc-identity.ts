@@ -1,7 +1,7 @@
 /**
  * Who a pid is now: its command line and start time (from /proc), so that a recorded
- * pid is only signalled while it still names the process that was recorded, not
- * another one that got the same number later.
+ * pid (a forwarder's, a lock holder's) is only taken for the process that was recorded,
+ * not another one that got the same number later.
  */
 import { readFileSync } from 'node:fs';
 
@@ -32,12 +32,25 @@ export function parseCmdline(text: string): string[] {
   return parts;
 }
 
-export function processIdentity(pid: number, procRoot = '/proc'): ProcessIdentity | undefined {
+function readProcStat(pid: number, procRoot: string): { state: string; startTicks: number } | undefined {
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   try {
-    const stat = parseProcStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'));
-    const argv = parseCmdline(readFileSync(`${procRoot}/${pid}/cmdline`, 'utf8'));
-    return stat === undefined ? undefined : { argv, ...stat };
+    return parseProcStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The start time of `pid` in clock ticks since boot; undefined when there is no such process (or no /proc). */
+export function processStartTicks(pid: number, procRoot = '/proc'): number | undefined {
+  return readProcStat(pid, procRoot)?.startTicks;
+}
+
+export function processIdentity(pid: number, procRoot = '/proc'): ProcessIdentity | undefined {
+  const stat = readProcStat(pid, procRoot);
+  if (stat === undefined) return undefined;
+  try {
+    return { argv: parseCmdline(readFileSync(`${procRoot}/${pid}/cmdline`, 'utf8')), ...stat };
   } catch {
     return undefined;
   }
