@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import type { GlobalStatus as GlobalStatusResult } from '../project/global-status.js';
 import { BaseCommand } from '../ui/base-command.js';
+import { formatTable } from '../ui/format.js';
 
 export default class GlobalStatus extends BaseCommand {
   static override summary = "List every project's machines on this host.";
@@ -48,8 +49,7 @@ Like Vagrant's global-status, every run prunes the index: an entry whose project
         m.project,
       ]),
     ];
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) this.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+    this.log(formatTable(rows));
     const stale = result.machines.filter((m) => m.stale !== undefined).length;
     if (stale > 0) {
       this.log(`\n${stale === 1 ? '1 entry is stale' : `${stale} entries are stale`}; 'vmenv global-status' without --no-prune removes ${stale === 1 ? 'it' : 'them'}.`);

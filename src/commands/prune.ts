@@ -37,7 +37,7 @@ Box volumes and the resources of projects that still exist are never touched. On
 
   async run(): Promise<PruneResult> {
     const { flags } = await this.parse(Prune);
-    const [{ checkTarget }, { reachLibvirt }, { detectStale }, { plannedPrune, prune, staleIndexEntries }] = await Promise.all([
+    const [{ checkTarget }, { closeLibvirt, reachLibvirt }, { detectStale }, { plannedPrune, prune, staleIndexEntries }] = await Promise.all([
       import('../host/target.js'),
       import('../host/libvirt-probe.js'),
       import('../machine/stale.js'),
@@ -64,19 +64,18 @@ Box volumes and the resources of projects that still exist are never touched. On
       const plannedIndex = await staleIndexEntries({ signal: this.signal, indexTimeoutMs: timeoutMs });
       const count = stale.domains.length + stale.volumes.length + stale.networks.length + plannedIndex.length;
 
+      const planned = plannedPrune(stale, plannedIndex);
       if (count === 0) {
         if (!this.jsonEnabled()) this.log(`Nothing to prune on ${client.uri}.${this.keptNote(stale.kept)}`);
-        return { uri: client.uri, dryRun: flags['dry-run'], domains: [], volumes: [], networks: [], index: [], kept: stale.kept, failed: 0 };
+        return { ...planned, dryRun: flags['dry-run'] };
       }
-      const planned = plannedPrune(stale, plannedIndex);
       if (flags['dry-run']) {
-        const result = planned;
         if (!this.jsonEnabled()) {
           this.log(`Would remove from ${client.uri}:`);
-          for (const line of this.lines(result)) this.log(`  ${line}`);
+          for (const line of this.lines(planned)) this.log(`  ${line}`);
           this.log(`\nRun 'vmenv prune' to remove ${count === 1 ? 'it' : 'them'}.${this.keptNote(stale.kept)}`);
         }
-        return result;
+        return planned;
       }
       if (!flags.force) {
         if (!process.stdin.isTTY) {
@@ -91,7 +90,7 @@ Box volumes and the resources of projects that still exist are never touched. On
           return { ...planned, dryRun: false };
         }
       }
-      const result = await prune(client, stale, { dryRun: false, signal: this.signal, readAt: inventory.readAt, indexTimeoutMs: timeoutMs });
+      const result = await prune(client, stale, { signal: this.signal, readAt: inventory.readAt, indexTimeoutMs: timeoutMs });
       if (!this.jsonEnabled()) {
         for (const line of this.lines(result)) this.log(line);
         const removed = [...result.domains, ...result.volumes, ...result.networks, ...result.index].filter((x) => x.removed).length;
@@ -100,7 +99,7 @@ Box volumes and the resources of projects that still exist are never touched. On
       if (result.failed > 0) process.exitCode = ExitCode.user;
       return result;
     } finally {
-      await Promise.race([client.close().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await closeLibvirt(client);
     }
   }
 

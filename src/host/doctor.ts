@@ -1,9 +1,10 @@
-import { readMachineIndex } from '../box/store.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { isSessionUri, usesUserDaemon, type LibvirtUri } from '../libvirt/uri.js';
-import { localStaleReason } from '../project/global-status.js';
+import { GUEST_NETNS_ENV } from '../machine/machine-ssh-config.js';
 import type { StaleResources } from '../machine/stale.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, reachLibvirt, type LibvirtProbe } from './libvirt-probe.js';
+import { plural } from '../ui/format.js';
+import { closeLibvirt, DEFAULT_PROBE_TIMEOUT_MS, ProbeTimeout, reachLibvirt, withTimeout, type LibvirtProbe } from './libvirt-probe.js';
+import { qemuIdentity, type Identity } from './qemu-user.js';
 import { type ToolLookup, hostTools, lookupTool } from './tools.js';
 import { type Virtualization, detectVirtualization } from './virtualization.js';
 import { checkTarget, type CheckTarget } from './target.js';
@@ -122,10 +123,6 @@ export function projectCheck(target: CheckTarget): Check | undefined {
   return { name: 'project', status: 'ok', detail, fix: null };
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
 /** The stale check: what `vmenv prune` would remove. Pure. */
 export function staleCheck(stale: StaleResources, indexStale: ReadonlyArray<{ machine: string; project: string; reason: string }>, pruneCommand = 'vmenv prune'): Check {
   const items = [
@@ -141,7 +138,7 @@ export function staleCheck(stale: StaleResources, indexStale: ReadonlyArray<{ ma
     stale.domains.length > 0 ? plural(stale.domains.length, 'domain') : '',
     stale.volumes.length > 0 ? plural(stale.volumes.length, 'volume') : '',
     stale.networks.length > 0 ? plural(stale.networks.length, 'network') : '',
-    indexStale.length > 0 ? plural(indexStale.length, 'machine index entry').replace(/entrys$/, 'entries') : '',
+    indexStale.length > 0 ? plural(indexStale.length, 'machine index entry', 'machine index entries') : '',
   ].filter((s) => s !== '');
   return {
     name: 'stale',
@@ -172,25 +169,15 @@ export interface DoctorOptions {
 
 /** Runs `work` with a deadline; a check that errs or runs out of time fails with what happened. */
 async function guarded(name: string, timeoutMs: number, work: () => Promise<Check>): Promise<Check> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<Check>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ name, status: 'fail', detail: `libvirt did not answer within ${(timeoutMs / 1000).toFixed(0)} s`, fix: 'Is the daemon overloaded? Try again, or raise --timeout.' }),
-      timeoutMs,
-    );
-  });
   try {
-    return await Promise.race([
-      work().catch((err: unknown): Check => ({ name, status: 'fail', detail: `cannot check: ${err instanceof Error ? err.message : String(err)}`, fix: 'Run it again; if it persists, file a bug with this message.' })),
-      deadline,
-    ]);
-  } finally {
-    clearTimeout(timer);
+    return await withTimeout(work(), timeoutMs, `checking ${name}`);
+  } catch (err) {
+    if (err instanceof ProbeTimeout) {
+      return { name, status: 'fail', detail: `libvirt did not answer within ${(timeoutMs / 1000).toFixed(0)} s`, fix: 'Is the daemon overloaded? Try again, or raise --timeout.' };
+    }
+    return { name, status: 'fail', detail: `cannot check: ${err instanceof Error ? err.message : String(err)}`, fix: 'Run it again; if it persists, file a bug with this message.' };
   }
 }
-
-/** The environment variable naming the network namespace guests are reached from (src/machine/lifecycle.ts). */
-const GUEST_NETNS_ENV = 'VMENV_GUEST_NETNS';
 
 async function libvirtChecks(
   client: LibvirtClient,
@@ -213,12 +200,16 @@ async function libvirtChecks(
   const modeSource = target.network.mode !== undefined ? 'network.mode in vmenv.yaml' : `the default for ${session ? 'qemu:///session' : 'a system libvirt'}`;
   let stale: StaleResources | undefined;
   const pruneCommand = target.uriReason === 'given with --uri' ? `vmenv prune --uri '${uri}'` : 'vmenv prune';
+  // The pool and kvm-device checks both need QEMU's user: ask libvirt's capabilities once
+  // (with an unusable /dev/kvm each capabilities call can make libvirt probe QEMU again).
+  let identity: Promise<Identity | string> | undefined;
+  const qemu = (): Promise<Identity | string> => (identity ??= qemuIdentity(client, { userDaemon, domainType: virt.domainType }));
 
   const checks = await Promise.all([
     guarded('pool', timeoutMs, async () =>
-      poolCheck(await gatherPoolFacts(client, { name: target.pool, source: target.poolSource, uri, local, userDaemon, domainType: virt.domainType })),
+      poolCheck(await gatherPoolFacts(client, { name: target.pool, source: target.poolSource, uri, local, userDaemon, qemu })),
     ),
-    guarded('kvm-device', timeoutMs, async () => kvmDeviceCheck(await gatherKvmDeviceFacts(client, { local, userDaemon, domainType: virt.domainType }))),
+    guarded('kvm-device', timeoutMs, async () => kvmDeviceCheck(await gatherKvmDeviceFacts({ local, userDaemon, qemu }))),
     guarded('network', timeoutMs, async () =>
       networkCheck(
         await gatherNetworkFacts(client, {
@@ -234,14 +225,9 @@ async function libvirtChecks(
     ),
     guarded('stale', timeoutMs, async () => {
       const projects = target.project === undefined ? [] : [{ dir: target.project.dir, machines: target.project.machines }];
-      const [found, index] = await Promise.all([detectStale(client, { local, projects }), readMachineIndex().catch(() => [])]);
+      const found = await detectStale(client, { local, projects });
       stale = found.stale;
-      const indexStale: Array<{ machine: string; project: string; reason: string }> = [];
-      for (const e of index) {
-        const reason = await localStaleReason(e);
-        if (reason !== undefined) indexStale.push({ machine: e.machine, project: e.project, reason });
-      }
-      return staleCheck(found.stale, indexStale, pruneCommand);
+      return staleCheck(found.stale, found.staleIndex, pruneCommand);
     }),
   ]);
   return stale === undefined ? { checks } : { checks, stale };
@@ -265,8 +251,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       checks.push(...more.checks);
       stale = more.stale;
     } finally {
-      // A daemon that stopped answering may not answer the close either: do not wait long.
-      await Promise.race([reached.client.close().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await closeLibvirt(reached.client);
     }
   } else {
     for (const name of ['pool', 'kvm-device', 'network', 'stale']) checks.push(skipped(name, 'libvirt cannot be reached'));

@@ -8,9 +8,8 @@
  * it root:kvm 0660.
  */
 import { stat } from 'node:fs/promises';
-import type { LibvirtClient } from '../libvirt/client.js';
 import type { Check } from './doctor.js';
-import { allows, groupName, modeString, qemuIdentity, userName, type Identity } from './qemu-user.js';
+import { allows, groupName, modeString, userName, type Identity } from './qemu-user.js';
 
 export const KVM_DEVICE = '/dev/kvm';
 
@@ -51,10 +50,13 @@ export function kvmDeviceCheck(f: KvmDeviceFacts): Check {
 }
 
 /** stat of the device and QEMU's user, for a local system daemon. */
-export async function gatherKvmDeviceFacts(
-  client: LibvirtClient,
-  o: { local: boolean; userDaemon: boolean; domainType: 'kvm' | 'qemu'; path?: string },
-): Promise<KvmDeviceFacts> {
+export async function gatherKvmDeviceFacts(o: {
+  local: boolean;
+  userDaemon: boolean;
+  /** Who QEMU runs as, or why that is not known (qemuIdentity; shared with the other checks). */
+  qemu: () => Promise<Identity | string>;
+  path?: string;
+}): Promise<KvmDeviceFacts> {
   const path = o.path ?? KVM_DEVICE;
   if (!o.local) return { path, notApplicable: 'libvirt runs on another host' };
   if (o.userDaemon) return { path, notApplicable: `a per-user daemon runs QEMU as you: libvirt and QEMU see ${path} alike` };
@@ -65,6 +67,6 @@ export async function gatherKvmDeviceFacts(
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { path };
     throw err;
   }
-  const [owner, group, qemu] = await Promise.all([userName(s.uid), groupName(s.gid), qemuIdentity(client, o)]);
+  const [owner, group, qemu] = await Promise.all([userName(s.uid), groupName(s.gid), o.qemu()]);
   return { path, device: { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, owner: owner ?? String(s.uid), group: group ?? String(s.gid) }, qemu };
 }

@@ -54,7 +54,7 @@ export function describeDefaultUri(env: NodeJS.ProcessEnv = process.env): string
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : 'default (qemu:///system if reachable, else qemu:///session)';
 }
 
-class ProbeTimeout extends Error {
+export class ProbeTimeout extends Error {
   constructor(
     readonly what: string,
     ms: number,
@@ -64,7 +64,8 @@ class ProbeTimeout extends Error {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** `promise`, or a ProbeTimeout rejection after `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ProbeTimeout(what, ms)), ms);
@@ -217,9 +218,7 @@ export async function reachLibvirt(options: ReachOptions = {}): Promise<Reached>
   }
 }
 
-/** Reaches libvirt and closes the connection at once: just the verdict. */
-export async function probeLibvirt(uri: string | undefined, options: { timeoutMs?: number } = {}): Promise<LibvirtProbe> {
-  const { probe, client } = await reachLibvirt({ uri, uriReason: 'given', ...options });
-  if (client !== undefined) await withTimeout(client.close(), options.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS, 'closing').catch(() => undefined);
-  return probe;
+/** Closes a connection, waiting at most `capMs`: a daemon that stopped answering may not answer the close either. */
+export async function closeLibvirt(client: LibvirtClient, capMs = 1000): Promise<void> {
+  await Promise.race([client.close().catch(() => undefined), new Promise((r) => setTimeout(r, capMs).unref())]);
 }

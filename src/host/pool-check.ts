@@ -10,7 +10,7 @@ import type { LibvirtClient } from '../libvirt/client.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatBytes } from '../ui/format.js';
 import type { Check } from './doctor.js';
-import { firstAccessProblem, groupName, qemuIdentity, statComponents, userName, type AccessProblem, type Identity } from './qemu-user.js';
+import { firstAccessProblem, groupName, statComponents, userName, type AccessProblem, type Identity } from './qemu-user.js';
 
 /** Below this much free space in the pool, warn. */
 export const LOW_POOL_SPACE = 2 * 1024 ** 3;
@@ -112,13 +112,13 @@ export interface PoolFactsOptions {
   local: boolean;
   /** A per-user session daemon: QEMU runs as this user. */
   userDaemon: boolean;
-  /** The domain type guests get, to pick the DAC label. */
-  domainType: 'kvm' | 'qemu';
+  /** Who QEMU runs as, or why that is not known (qemuIdentity; shared with the other checks). */
+  qemu: () => Promise<Identity | string>;
 }
 
-async function accessOf(client: LibvirtClient, path: string, o: PoolFactsOptions): Promise<PoolAccess> {
+async function accessOf(path: string, o: PoolFactsOptions): Promise<PoolAccess> {
   if (!o.local) return { skipped: 'the pool is on another host' };
-  const who = await qemuIdentity(client, o);
+  const who = await o.qemu();
   if (typeof who === 'string') return { skipped: who };
   const real = await realpath(path).catch(() => path);
   const { entries, missing } = await statComponents(real);
@@ -144,7 +144,7 @@ export async function gatherPoolFacts(client: LibvirtClient, o: PoolFactsOptions
     if (!isNotFound(err)) throw err;
     // Where `vmenv up` would define it (see the storage pool step of src/machine/up.ts).
     facts.path = newPoolPath(o.uri, o.name);
-    facts.access = await accessOf(client, facts.path, o);
+    facts.access = await accessOf(facts.path, o);
     return facts;
   }
   const [active, xml] = await Promise.all([client.storagePoolIsActive(pool), client.storagePoolGetXmlDesc(pool)]);
@@ -155,7 +155,7 @@ export async function gatherPoolFacts(client: LibvirtClient, o: PoolFactsOptions
   if (active) facts.availableBytes = Number((await client.storagePoolGetInfo(pool)).available);
   if (path !== undefined && (type === undefined || ['dir', 'fs', 'netfs'].includes(type))) {
     facts.path = path;
-    facts.access = await accessOf(client, path, o);
+    facts.access = await accessOf(path, o);
   }
   return facts;
 }

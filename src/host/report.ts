@@ -1,3 +1,4 @@
+import { plural } from '../ui/format.js';
 import type { Check, DoctorReport } from './doctor.js';
 
 /**
@@ -14,10 +15,6 @@ const MARKS: Record<Check['status'], { text: string; color: string }> = {
   fail: { text: 'FAIL', color: '1;31' },
   skip: { text: 'skip', color: '2' },
 };
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
 
 /** Pure. */
 export function renderDoctorReport(report: DoctorReport, options: RenderOptions = {}): string {

@@ -18,9 +18,8 @@ import { VMENV_DOMAIN_XMLNS } from '../libvirt/xml/domain.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid } from '../libvirt/protocol/types.js';
-import { localStaleReason, type StaleReason } from '../project/global-status.js';
+import { readLocalMachine, type StaleReason } from '../project/global-status.js';
 import { readMachineIndex, type MachineIndexEntry, type StoreOptions } from '../box/store.js';
-import { ProjectState } from '../project/state.js';
 import { unescapeXml } from '../libvirt/xml/writer.js';
 
 /** An orphan volume younger than this may belong to an `up` under way (volumes come before the domain). */
@@ -48,13 +47,17 @@ export interface VolumeItem {
   /** The machine's resource name the volume belongs to. */
   resourceName: string;
   role: 'root' | 'seed' | 'disk';
-  /** Last modification, ms since the epoch (libvirt's `<timestamps><mtime>`). */
+  /**
+   * Last modification, ms since the epoch (libvirt's `<timestamps><mtime>`). readInventory
+   * reads it only where findStale looks at it: on this host, for a volume whose domain is gone.
+   */
   mtimeMs?: number;
 }
 
 export interface NetworkItem {
   name: string;
-  active: boolean;
+  /** Not read when judging (readInventory leaves it unset). */
+  active?: boolean;
 }
 
 export interface Inventory {
@@ -227,6 +230,7 @@ export function findStale(inv: Inventory, live: Liveness, now: number = Date.now
 /** Reads the domains, vmenv-named volumes and vmenv networks of one libvirt. */
 export async function readInventory(client: LibvirtClient, local: boolean): Promise<Inventory> {
   const readAt = Date.now();
+  const present = <T>(x: T | undefined): x is T => x !== undefined;
   const [domains, volumes, networks] = await Promise.all([
     client.connectListAllDomains().then((refs) =>
       Promise.all(
@@ -241,22 +245,18 @@ export async function readInventory(client: LibvirtClient, local: boolean): Prom
           }
         }),
       ),
-    ),
+    ).then((items) => items.filter(present)),
     client.connectListAllStoragePools().then(async (pools) => {
       const lists = await Promise.all(
         pools.map(async (pool) => {
           if (!(await client.storagePoolIsActive(pool))) return [];
           const vols = await client.storagePoolListAllVolumes(pool);
-          return Promise.all(
-            vols.map(async (vol): Promise<VolumeItem | undefined> => {
-              const parsed = parseMachineVolumeName(vol.name);
-              if (parsed === undefined) return undefined;
-              const item: VolumeItem = { pool: pool.name, name: vol.name, ...parsed };
-              const mtime = volumeMtimeMs(await client.storageVolGetXmlDesc(vol).catch(() => ''));
-              if (mtime !== undefined) item.mtimeMs = mtime;
-              return item;
-            }),
-          );
+          return vols.flatMap((ref) => {
+            const parsed = parseMachineVolumeName(ref.name);
+            if (parsed === undefined) return [];
+            const item: VolumeItem = { pool: pool.name, name: ref.name, ...parsed };
+            return [{ ref, item }];
+          });
         }),
       );
       return lists.flat();
@@ -265,9 +265,7 @@ export async function readInventory(client: LibvirtClient, local: boolean): Prom
       Promise.all(
         refs.map(async (ref): Promise<NetworkItem | undefined> => {
           try {
-            const xml = await client.networkGetXmlDesc(ref);
-            if (!isVmenvNetworkXml(xml)) return undefined;
-            return { name: ref.name, active: await client.networkIsActive(ref) };
+            return isVmenvNetworkXml(await client.networkGetXmlDesc(ref)) ? { name: ref.name } : undefined;
           } catch (err) {
             if (isNotFound(err)) return undefined;
             throw err;
@@ -276,18 +274,19 @@ export async function readInventory(client: LibvirtClient, local: boolean): Prom
       ),
     ),
   ]);
-  const present = <T>(x: T | undefined): x is T => x !== undefined;
-  return { uri: client.uri, local, readAt, domains: domains.filter(present), volumes: volumes.filter(present), networks: networks.filter(present) };
-}
-
-function indexEntry(project: string, machine: string): MachineIndexEntry {
-  // localStaleReason reads only the project and machine of an entry.
-  return { id: '', project, machine, box: { name: '', version: '' }, uri: '', domain: '' };
-}
-
-/** Whether a project's machine is live as far as the file system tells. */
-export function projectStaleReason(projectPath: string, machine: string): Promise<StaleReason | undefined> {
-  return localStaleReason(indexEntry(projectPath, machine));
+  // Only an orphan volume's age counts (see findStale), and only on this host.
+  if (local) {
+    const domainNames = new Set(domains.map((d) => d.name));
+    await Promise.all(
+      volumes
+        .filter(({ item }) => !domainNames.has(item.resourceName))
+        .map(async ({ ref, item }) => {
+          const mtime = volumeMtimeMs(await client.storageVolGetXmlDesc(ref).catch(() => ''));
+          if (mtime !== undefined) item.mtimeMs = mtime;
+        }),
+    );
+  }
+  return { uri: client.uri, local, readAt, domains, volumes: volumes.map((v) => v.item), networks: networks.filter(present) };
 }
 
 export interface LivenessOptions extends StoreOptions {
@@ -295,41 +294,58 @@ export interface LivenessOptions extends StoreOptions {
   projects?: ReadonlyArray<{ dir: string; machines: readonly string[] }>;
 }
 
+/** An entry of the machine index whose project, vmenv.yaml or machine state is gone. */
+export interface StaleIndexEntry {
+  machine: string;
+  project: string;
+  reason: StaleReason;
+}
+
 /**
  * Asks the file system about every project the inventory's domains name, and reads the
  * machine state of every live project vmenv knows (those, the machine index's, the
- * current one) for the volumes and networks they own.
+ * current one) for the volumes and networks they own. Also says which entries of the
+ * machine index are stale, in the index's order.
  */
-export async function readLiveness(inv: Inventory, options: LivenessOptions = {}): Promise<Liveness> {
+export async function readLiveness(inv: Inventory, options: LivenessOptions = {}): Promise<{ live: Liveness; staleIndex: StaleIndexEntry[] }> {
   const index = await readMachineIndex(options).catch((): MachineIndexEntry[] => []);
   const live: Liveness = { domains: new Map(), liveVolumes: new Set(), liveNetworks: new Set(), indexed: new Set(index.map((e) => e.domain)) };
+  const key = (project: string, machine: string): string => `${project}\0${machine}`;
   const known = new Map<string, { project: string; machine: string }>();
-  const add = (project: string, machine: string): void => void known.set(`${project}\0${machine}`, { project, machine });
+  const add = (project: string, machine: string): void => void known.set(key(project, machine), { project, machine });
   for (const d of inv.domains) if (d.mark) add(d.mark.projectPath, d.mark.machine);
   for (const e of index) add(e.project, e.machine);
   for (const p of options.projects ?? []) for (const m of p.machines) add(p.dir, m);
 
   const verdicts = new Map<string, StaleReason | undefined>();
   await Promise.all(
-    [...known].map(async ([key, { project, machine }]) => {
-      const reason = await projectStaleReason(project, machine);
-      verdicts.set(key, reason);
-      if (reason !== undefined) return;
-      const state = await new ProjectState(project).read(machine).catch(() => undefined);
+    [...known].map(async ([k, entry]) => {
+      const found = await readLocalMachine(entry);
+      verdicts.set(k, found.stale);
+      if (found.stale !== undefined) return;
+      const { state } = found;
       for (const v of state?.volumes ?? []) live.liveVolumes.add(`${v.pool}/${v.name}`);
       for (const n of state?.networks ?? []) live.liveNetworks.add(n.name);
       if (state?.nic?.mode === 'nat') live.liveNetworks.add(state.nic.network);
     }),
   );
   for (const d of inv.domains) {
-    if (d.mark) live.domains.set(d.name, verdicts.get(`${d.mark.projectPath}\0${d.mark.machine}`));
+    if (d.mark) live.domains.set(d.name, verdicts.get(key(d.mark.projectPath, d.mark.machine)));
   }
-  return live;
+  const staleIndex: StaleIndexEntry[] = [];
+  for (const e of index) {
+    const reason = verdicts.get(key(e.project, e.machine));
+    if (reason !== undefined) staleIndex.push({ machine: e.machine, project: e.project, reason });
+  }
+  return { live, staleIndex };
 }
 
-/** Reads and judges one libvirt's resources. */
-export async function detectStale(client: LibvirtClient, options: LivenessOptions & { local: boolean; now?: number }): Promise<{ inventory: Inventory; stale: StaleResources }> {
+/** Reads and judges one libvirt's resources, and says which entries of the machine index are stale. */
+export async function detectStale(
+  client: LibvirtClient,
+  options: LivenessOptions & { local: boolean; now?: number },
+): Promise<{ inventory: Inventory; stale: StaleResources; staleIndex: StaleIndexEntry[] }> {
   const inventory = await readInventory(client, options.local);
-  const live = await readLiveness(inventory, options);
-  return { inventory, stale: findStale(inventory, live, options.now ?? Date.now()) };
+  const { live, staleIndex } = await readLiveness(inventory, options);
+  return { inventory, stale: findStale(inventory, live, options.now ?? Date.now()), staleIndex };
 }

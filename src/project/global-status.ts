@@ -11,7 +11,7 @@ import { PROJECT_FILE } from '../config/load.js';
 import { DomainState, domainStateName, isNotFound, openLibvirt } from '../libvirt/index.js';
 import type { LibvirtClient } from '../libvirt/index.js';
 import { pruneMachineIndex } from './machine-index.js';
-import { ProjectState } from './state.js';
+import { ProjectState, type MachineState } from './state.js';
 
 /** Why an index entry no longer points at a machine. */
 export type StaleReason = 'project folder is gone' | 'vmenv.yaml is gone' | 'machine state is gone' | 'domain is gone';
@@ -79,16 +79,28 @@ async function isMissing(path: string, kind: 'dir' | 'file'): Promise<boolean> {
   }
 }
 
-/** Why the entry is stale as far as the file system tells, or undefined. */
-export async function localStaleReason(entry: MachineIndexEntry): Promise<StaleReason | undefined> {
-  if (await isMissing(entry.project, 'dir')) return 'project folder is gone';
-  if (await isMissing(join(entry.project, PROJECT_FILE), 'file')) return 'vmenv.yaml is gone';
+/**
+ * What the file system tells of an entry's machine: why it is stale, or else its machine
+ * state (undefined when the state file is there but cannot be read).
+ */
+export type LocalMachine = { stale: StaleReason } | { stale?: undefined; state: MachineState | undefined };
+
+export async function readLocalMachine(entry: Pick<MachineIndexEntry, 'project' | 'machine'>): Promise<LocalMachine> {
+  if (await isMissing(entry.project, 'dir')) return { stale: 'project folder is gone' };
+  if (await isMissing(join(entry.project, PROJECT_FILE), 'file')) return { stale: 'vmenv.yaml is gone' };
+  let state: MachineState | undefined;
   try {
-    if ((await new ProjectState(entry.project).read(entry.machine)) === undefined) return 'machine state is gone';
+    state = await new ProjectState(entry.project).read(entry.machine);
   } catch {
     // A state file that cannot be read is still there: not stale.
+    return { state: undefined };
   }
-  return undefined;
+  return state === undefined ? { stale: 'machine state is gone' } : { state };
+}
+
+/** Why the entry is stale as far as the file system tells, or undefined. */
+export async function localStaleReason(entry: Pick<MachineIndexEntry, 'project' | 'machine'>): Promise<StaleReason | undefined> {
+  return (await readLocalMachine(entry)).stale;
 }
 
 type Answer = { state: string } | { gone: true };

@@ -11,9 +11,9 @@ import { DomainUndefineFlags } from '../libvirt/constants.js';
 import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
 import { parseUuid } from '../libvirt/protocol/types.js';
 import { removeNetworkIfUnused } from '../machine/network.js';
-import { parseVmenvMetadata, projectStaleReason, type StaleDomain, type StaleNetwork, type StaleResources, type StaleVolume } from '../machine/stale.js';
+import { parseVmenvMetadata, type StaleDomain, type StaleNetwork, type StaleResources, type StaleVolume } from '../machine/stale.js';
 import { sleep } from '../util/sleep.js';
-import { globalStatus, type StaleReason } from './global-status.js';
+import { globalStatus, localStaleReason, type StaleReason } from './global-status.js';
 
 /**
  * A network unused at the inventory is removed only once this long has passed since: an
@@ -72,7 +72,7 @@ async function removeDomain(client: LibvirtClient, d: StaleDomain): Promise<Outc
   if (mark === undefined || mark.projectPath !== d.projectPath || mark.machine !== d.machine) {
     return { removed: false, skipped: 'its definition changed since it was judged' };
   }
-  if ((await projectStaleReason(d.projectPath, d.machine)) === undefined) return { removed: false, skipped: 'its project is back' };
+  if ((await localStaleReason({ project: d.projectPath, machine: d.machine })) === undefined) return { removed: false, skipped: 'its project is back' };
   await client.domainDestroy(dom).catch((err: unknown) => {
     if (!isOperationInvalid(err)) throw err;
   });
@@ -121,7 +121,6 @@ async function attempt<T extends object>(item: T, work: () => Promise<Outcome>):
 }
 
 export interface PruneOptions {
-  dryRun: boolean;
   signal?: AbortSignal;
   /** When the stale resources were read (their inventory's readAt). */
   readAt?: number;
@@ -154,9 +153,6 @@ export function plannedPrune(stale: StaleResources, index: IndexEntryOutcome[]):
 /** Removes the stale resources (domains, then volumes, then networks) and prunes the machine index. */
 export async function prune(client: LibvirtClient, stale: StaleResources, options: PruneOptions): Promise<PruneResult> {
   const signalOpts = options.signal ? { signal: options.signal } : {};
-  if (options.dryRun) {
-    return plannedPrune(stale, await staleIndexEntries({ ...signalOpts, ...(options.indexTimeoutMs ? { indexTimeoutMs: options.indexTimeoutMs } : {}) }));
-  }
   const result: PruneResult = { uri: stale.uri, dryRun: false, domains: [], volumes: [], networks: [], index: [], kept: [...stale.kept], failed: 0 };
 
   for (const d of stale.domains) {

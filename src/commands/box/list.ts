@@ -1,6 +1,6 @@
 import type { BoxListing } from '../../box/store.js';
 import { BaseCommand } from '../../ui/base-command.js';
-import { formatBytes } from '../../ui/format.js';
+import { formatBytes, formatTable } from '../../ui/format.js';
 
 export default class BoxList extends BaseCommand {
   static override summary = 'List the boxes in the local box store.';
@@ -30,8 +30,7 @@ export default class BoxList extends BaseCommand {
             b.machines === null ? '?' : b.machines.length === 0 ? '-' : b.machines.map((m) => `${m.machine} (${m.project})`).join(', '),
           ]),
         ];
-        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        for (const r of rows) this.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+        this.log(formatTable(rows));
       }
       if (listing.warning !== undefined) process.stderr.write(`Warning: ${listing.warning}\n`);
     }

@@ -1,6 +1,9 @@
 /** The kvm-device check of `vmenv doctor`: its verdict for each device mode and QEMU user. */
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kvmDeviceCheck } from '../../../src/host/kvm-device-check.js';
+import { gatherKvmDeviceFacts, kvmDeviceCheck } from '../../../src/host/kvm-device-check.js';
 import type { Identity } from '../../../src/host/qemu-user.js';
 
 const qemu: Identity = { name: 'libvirt-qemu', uid: 64055, gid: 107, groups: [107, 64055] };
@@ -35,5 +38,30 @@ describe('kvmDeviceCheck', () => {
     const unknown = kvmDeviceCheck({ path: '/dev/kvm', device: device(0o600, 0, 'root'), qemu: "libvirt's capabilities name no DAC label for QEMU" });
     expect(unknown.status).toBe('skip');
     expect(unknown.detail).toContain('no DAC label');
+  });
+});
+
+describe('gatherKvmDeviceFacts', () => {
+  it("asks for QEMU's user through the function it is given, and only when the device is there", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vmenv-kvm-'));
+    try {
+      const path = join(dir, 'kvm');
+      await writeFile(path, '');
+      await chmod(path, 0o660);
+      let asked = 0;
+      const who = async (): Promise<Identity> => {
+        asked++;
+        return qemu;
+      };
+      const facts = await gatherKvmDeviceFacts({ local: true, userDaemon: false, qemu: who, path });
+      expect(facts.qemu).toEqual(qemu);
+      expect(facts.device?.mode).toBe(0o660);
+      expect(asked).toBe(1);
+      expect(await gatherKvmDeviceFacts({ local: true, userDaemon: false, qemu: who, path: join(dir, 'none') })).toEqual({ path: join(dir, 'none') });
+      expect((await gatherKvmDeviceFacts({ local: false, userDaemon: false, qemu: who, path })).notApplicable).toBe('libvirt runs on another host');
+      expect(asked).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -83,4 +83,12 @@ describe('stale check', () => {
     ]);
     expect(c.fix).toBe("vmenv prune --uri 'qemu:///system' (vmenv prune --uri 'qemu:///system' --dry-run lists what it would remove)");
   });
+
+  it('counts index entries in the plural as entries', () => {
+    const entries = [
+      { machine: 'web', project: '/p', reason: 'project folder is gone' },
+      { machine: 'db', project: '/p', reason: 'project folder is gone' },
+    ];
+    expect(staleCheck(none, entries).detail).toBe('left behind by projects that are gone, on qemu:///system: 2 machine index entries');
+  });
 });

@@ -1,15 +1,24 @@
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LibvirtClient } from '../../../src/libvirt/client.js';
+import type { DomainRef, NetworkRef, StoragePoolRef, StorageVolRef } from '../../../src/libvirt/protocol/types.js';
 import { domainXml } from '../../../src/libvirt/xml/index.js';
 import {
   domainNetworks,
   findStale,
   parseMachineVolumeName,
   parseVmenvMetadata,
+  readInventory,
+  readLiveness,
   volumeMtimeMs,
   type Inventory,
   type Liveness,
 } from '../../../src/machine/stale.js';
+import { registerMachine } from '../../../src/project/machine-index.js';
 import { machineResourceName, machineVolumeNames } from '../../../src/project/names.js';
+import { newMachineState, ProjectState } from '../../../src/project/state.js';
 
 describe('reading what vmenv made', () => {
   it("reads vmenv's metadata from a domain's XML as the builder writes it, escapes undone", () => {
@@ -130,5 +139,86 @@ describe('findStale', () => {
   it('finds nothing when every project is live', () => {
     const s = findStale(inventory({ volumes: [], networks: [{ name: 'vmenv', active: true }] }), liveness({ domains: new Map([['gone_web_11111111', undefined]]) }), NOW);
     expect(s).toEqual({ uri: 'qemu:///system', domains: [], volumes: [], networks: [], kept: [] });
+  });
+});
+
+/** A libvirt with one vmenv domain, its root volume, an orphan volume, and one vmenv network; records the calls asked. */
+function fakeLibvirt(projectPath = '/live'): { client: LibvirtClient; calls: string[] } {
+  const calls: string[] = [];
+  const uuid = Buffer.alloc(16, 1);
+  const domain: DomainRef = { name: 'live_web_22222222', uuid, id: -1 };
+  const pool: StoragePoolRef = { name: 'default', uuid };
+  const vol = (name: string): StorageVolRef => ({ pool: 'default', name, key: `/pool/${name}` });
+  const network: NetworkRef = { name: 'vmenv-net', uuid };
+  const fake = {
+    uri: 'qemu:///system',
+    connectListAllDomains: async () => [domain],
+    domainGetXmlDesc: async () =>
+      `<domain><metadata><v:machine xmlns:v="https://vmenv.dev/xmlns/domain/1"><v:project>${projectPath}</v:project><v:name>web</v:name></v:machine></metadata></domain>`,
+    domainIsActive: async () => false,
+    connectListAllStoragePools: async () => [pool],
+    storagePoolIsActive: async () => true,
+    storagePoolListAllVolumes: async () => [vol('live_web_22222222.qcow2'), vol('orphan_db_33333333.qcow2'), vol('debian12.qcow2')],
+    storageVolGetXmlDesc: async (v: StorageVolRef) => {
+      calls.push(`storageVolGetXmlDesc ${v.name}`);
+      return '<volume><target><timestamps><mtime>1700000000</mtime></timestamps></target></volume>';
+    },
+    connectListAllNetworks: async () => [network],
+    networkGetXmlDesc: async () => "<network><name>vmenv-net</name><bridge name='vmenv-0123abcd'/></network>",
+    networkIsActive: async () => {
+      calls.push('networkIsActive');
+      return true;
+    },
+  };
+  return { client: fake as unknown as LibvirtClient, calls };
+}
+
+describe('readInventory', () => {
+  it("reads the mtime of orphan volumes only, on this host only, and asks nothing it does not use", async () => {
+    const { client, calls } = fakeLibvirt();
+    const inv = await readInventory(client, true);
+    expect(inv.domains.map((d) => d.name)).toEqual(['live_web_22222222']);
+    expect(inv.volumes).toEqual([
+      { pool: 'default', name: 'live_web_22222222.qcow2', resourceName: 'live_web_22222222', role: 'root' },
+      { pool: 'default', name: 'orphan_db_33333333.qcow2', resourceName: 'orphan_db_33333333', role: 'root', mtimeMs: 1_700_000_000_000 },
+    ]);
+    expect(inv.networks).toEqual([{ name: 'vmenv-net' }]);
+    expect(calls).toEqual(['storageVolGetXmlDesc orphan_db_33333333.qcow2']);
+
+    const remote = fakeLibvirt();
+    const far = await readInventory(remote.client, false);
+    expect(far.volumes.every((v) => v.mtimeMs === undefined)).toBe(true);
+    expect(remote.calls).toEqual([]);
+  });
+});
+
+describe('readLiveness', () => {
+  const root = mkdtempSync(join(tmpdir(), 'vmenv-stale-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it("judges each project once: the live one's state gives its volumes and networks, the machine index's stale entries are listed", async () => {
+    const home = join(root, 'home');
+    const live = join(root, 'live');
+    mkdirSync(live, { recursive: true });
+    writeFileSync(join(live, 'vmenv.yaml'), 'box: tiny\n');
+    const state = newMachineState({ machine: 'web', uri: 'qemu:///system', pool: 'default', ssh: { username: 'u', privateKeyPath: '/k' }, nic: { mode: 'nat', network: 'vmenv-net', mac: '52:54:00:00:00:01' } });
+    state.volumes.push({ pool: 'default', name: 'live_web_22222222.qcow2', role: 'root' });
+    await new ProjectState(live).write(state);
+    const entry = (id: string, project: string, machine: string) => ({ id, project, machine, box: { name: 'tiny', version: '1' }, uri: 'qemu:///system', domain: `${id}_dom` });
+    await registerMachine(entry('a', live, 'web'), { home });
+    await registerMachine(entry('b', join(root, 'gone'), 'db'), { home });
+    await registerMachine(entry('c', live, 'never-made'), { home });
+
+    const inv = await readInventory(fakeLibvirt(live).client, true);
+    const { live: found, staleIndex } = await readLiveness(inv, { home });
+    expect(found.domains.get('live_web_22222222')).toBeUndefined();
+    expect(found.domains.has('live_web_22222222')).toBe(true);
+    expect([...found.liveVolumes]).toEqual(['default/live_web_22222222.qcow2']);
+    expect([...found.liveNetworks]).toEqual(['vmenv-net']);
+    expect(found.indexed).toEqual(new Set(['a_dom', 'b_dom', 'c_dom']));
+    expect(staleIndex).toEqual([
+      { machine: 'db', project: join(root, 'gone'), reason: 'project folder is gone' },
+      { machine: 'never-made', project: live, reason: 'machine state is gone' },
+    ]);
   });
 });

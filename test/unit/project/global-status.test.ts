@@ -7,6 +7,8 @@ import { DomainState, ErrorCode, LibvirtError, type DomainRef } from '../../../s
 import {
   domainStateWord,
   globalStatus,
+  localStaleReason,
+  readLocalMachine,
   shortId,
   UNREACHABLE_STATE,
   type GlobalStatusLibvirt,
@@ -233,5 +235,18 @@ describe('domain state words', () => {
 
   it('short ids are 7 characters, as Vagrant shows them', () => {
     expect(shortId('0f3c2a9e-1b2c-4d5e-8f90-123456789abc')).toBe('0f3c2a9');
+  });
+});
+
+describe('what the file system tells of a machine', () => {
+  it('gives the machine state it read, or why the machine is stale, from just a project and a machine', async () => {
+    const dir = await project('local', ['web']);
+    const found = await readLocalMachine({ project: dir, machine: 'web' });
+    expect(found.stale).toBeUndefined();
+    expect('state' in found ? found.state?.machine : undefined).toBe('web');
+    expect(await readLocalMachine({ project: dir, machine: 'db' })).toEqual({ stale: 'machine state is gone' });
+    expect(await localStaleReason({ project: join(dir, 'nope'), machine: 'web' })).toBe('project folder is gone');
+    rmSync(join(dir, 'vmenv.yaml'));
+    expect(await localStaleReason({ project: dir, machine: 'web' })).toBe('vmenv.yaml is gone');
   });
 });
