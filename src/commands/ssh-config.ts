@@ -28,7 +28,7 @@ export default class SshConfig extends BaseCommand {
     if (flags.host !== undefined && machines.length !== 1) {
       throw new UserError('--host renames one machine: name exactly one', { hint: 'vmenv ssh-config web --host web.test' });
     }
-    const { writeMachineSshConfig } = await import('../machine/ssh-access.js');
+    const { writeMachineSshConfig } = await import('../machine/machine-ssh-config.js');
     const { ProjectState } = await import('../project/state.js');
     // All it needs is recorded in the project's state: no libvirt connection.
     const state = new ProjectState(project.dir);

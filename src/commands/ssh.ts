@@ -47,7 +47,7 @@ export default class Ssh extends BaseCommand {
       const record = await requireRecord(m);
       const whyNot = async (): Promise<UserError | undefined> => whyUnreachable(m, record, libvirt);
       if (!record.ip) throw (await whyNot()) ?? noAddress(m);
-      const code = await this.runOpenSsh(m, extra, flags, whyNot, writeMachineSshConfig);
+      const code = await this.runOpenSsh(m, extra, flags, whyNot, () => writeMachineSshConfig(m, record));
       if (code !== 'missing') {
         process.exitCode = code;
         return;
@@ -67,10 +67,10 @@ export default class Ssh extends BaseCommand {
     extra: string[],
     flags: { plain: boolean; command?: string | undefined },
     whyNot: () => Promise<UserError | undefined>,
-    writeConfig: (m: MachineRef) => Promise<{ path: string }>,
+    writeConfig: () => Promise<{ path: string }>,
   ): Promise<number | 'missing'> {
     const [{ path }, { ensureRuntimeDir }, { runOpenSsh }] = await Promise.all([
-      writeConfig(m),
+      writeConfig(),
       import('../util/runtime-dir.js'),
       import('../machine/openssh-run.js'),
     ]);

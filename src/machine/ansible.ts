@@ -22,11 +22,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnsibleProvisioner, ProjectConfig } from '../config/types.js';
 import { ProjectState } from '../project/state.js';
-import { fileHostKeyStore, netnsProxyCommand, writePinnedKnownHosts } from '../ssh/index.js';
+import { netnsProxyCommand } from '../ssh/config.js';
+import { fileHostKeyStore, writePinnedKnownHosts } from '../ssh/host-key.js';
 import { UserError } from '../ui/errors.js';
 import { ansibleErrorLines, playbookArgs, renderInventory, type AnsibleHost } from './ansible-inventory.js';
-import { GUEST_NETNS_ENV, requireRecord, type MachineHandle } from './lifecycle.js';
+import type { MachineHandle } from './handle.js';
+import { GUEST_NETNS_ENV, requireRecord } from './machine-ssh-config.js';
 import { prefixer } from './output.js';
+import { exitControlMaster } from './shared-ssh.js';
 
 export interface AnsibleRunOptions {
   /** Where the output goes, each line prefixed. */
@@ -153,20 +156,7 @@ function spawnPlaybook(program: string, args: string[], controlDir: string, opti
 /** Ends the SSH master connections ansible left in `controlDir` (ControlPersist), so none outlives the run. */
 async function closeControlMasters(controlDir: string): Promise<void> {
   const sockets = await readdir(controlDir).catch(() => [] as string[]);
-  await Promise.all(
-    sockets.map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          const child = spawn('ssh', ['-o', `ControlPath=${join(controlDir, s)}`, '-O', 'exit', 'vmenv-ansible'], { stdio: 'ignore' });
-          const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-          child.on('error', () => resolve());
-          child.on('close', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        }),
-    ),
-  );
+  await Promise.all(sockets.map((s) => exitControlMaster(join(controlDir, s), 5000)));
 }
 
 /** Runs an ansible provisioner for one machine, with that machine alone in the inventory. */

@@ -4,10 +4,10 @@
  * No SSH client is loaded here (`vmenv ssh` runs OpenSSH with it).
  */
 import { join } from 'node:path';
-import { writeFileAtomic } from '../project/atomic.js';
 import type { MachineState } from '../project/state.js';
 import { netnsProxyCommand, renderSshConfigHost } from '../ssh/config.js';
 import { fileHostKeyStore, writePinnedKnownHosts } from '../ssh/host-key.js';
+import { writeFileAtomicIfChanged } from '../ssh/write-if-changed.js';
 import { UserError } from '../ui/errors.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import type { MachineRef } from './handle.js';
@@ -27,10 +27,12 @@ export async function requireRecord(h: MachineRef): Promise<MachineState> {
 /**
  * An OpenSSH client config for the machine, with its pinned host key in a known_hosts
  * file beside it, that `ssh -F <file> <machine>` and `rsync -e 'ssh -F <file>'` use.
- * Returns the config text and the file it was written to.
+ * Returns the config text and the file it was written to (each file is written only
+ * when its content changed). `record`: the machine's state record, when the caller has
+ * read it already.
  */
-export async function writeMachineSshConfig(h: MachineRef): Promise<{ text: string; path: string }> {
-  const record = await requireRecord(h);
+export async function writeMachineSshConfig(h: MachineRef, record?: MachineState): Promise<{ text: string; path: string }> {
+  record ??= await requireRecord(h);
   const dir = h.state.machineDir(h.machine.name);
   const pin = await fileHostKeyStore(join(dir, 'host-key.json')).get();
   if (!record.ip || !pin) {
@@ -51,7 +53,7 @@ export async function writeMachineSshConfig(h: MachineRef): Promise<{ text: stri
     comment: `vmenv machine '${h.machine.name}' of ${h.project.dir}`,
   });
   const path = join(dir, 'ssh_config');
-  await writeFileAtomic(path, text, 0o600);
+  await writeFileAtomicIfChanged(path, text, 0o600);
   return { text, path };
 }
 

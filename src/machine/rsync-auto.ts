@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { MachineConfig, ProjectConfig, SyncedFolder } from '../config/types.js';
+import { rsyncRemoteShell } from '../ssh/config.js';
 import { UserError } from '../ui/errors.js';
 import { openMachine, type MachineHandle } from './handle.js';
-import { writeMachineSshConfig } from './ssh-access.js';
+import { writeMachineSshConfig } from './machine-ssh-config.js';
 import { machineStatus } from './status.js';
-import { controlPathArgs, rsyncShellCommand, SshMaster, SshMasterError, sshRun } from './ssh-master.js';
+import { controlPathArgs, SshMaster, SshMasterError, sshRun } from './ssh-master.js';
 import { ensureFolderSource, guestFolderCommand, rsyncArgs, RsyncError, rsyncFoldersOf, runRsync } from './sync.js';
 import { backoffMs, SyncScheduler, type SyncBatch } from './sync-scheduler.js';
 import { watchIgnore } from './watch-ignore.js';
@@ -189,23 +190,32 @@ class MachineLink {
     }
     const path = found.path;
     if (path === undefined) throw new GuestUnreachable(`machine is ${found.status}`);
+    let master: SshMaster;
     try {
-      this.master = await SshMaster.start({ configFile: path, host: this.machine.name, controlPath: this.controlPath, timeoutMs: CONNECT_TIMEOUT_MS, signal });
+      master = await SshMaster.start({ configFile: path, host: this.machine.name, controlPath: this.controlPath, timeoutMs: CONNECT_TIMEOUT_MS, signal });
     } catch (err) {
       if (err instanceof SshMasterError) throw new GuestUnreachable(err.message, { cause: err });
       throw err;
     }
-    const made = await sshRun(path, this.machine.name, this.controlPath, this.folders.map(([f]) => guestFolderCommand({ machine: this.machine }, f)).join(' && '), {
-      timeoutMs: CONNECT_TIMEOUT_MS,
-      signal,
-    });
-    if (made.code !== 0) {
-      await this.reset();
-      if (made.code === 255 || made.code === null) throw new GuestUnreachable(`ssh failed: ${made.stderr.trim() || 'no message'}`);
-      throw new UserError(`cannot create the synced folders in machine '${this.machine.name}': ${made.stderr.trim()}`);
+    // Published only once the guest folders exist: until then ready() must not hand out the config.
+    try {
+      await this.makeGuestFolders(path, signal);
+    } catch (err) {
+      await master.stop();
+      throw err;
     }
+    this.master = master;
     this.configFile = path;
     return path;
+  }
+
+  /** Makes the guest folders over the master's connection. */
+  private async makeGuestFolders(configFile: string, signal: AbortSignal): Promise<void> {
+    const command = this.folders.map(([f]) => guestFolderCommand({ machine: this.machine }, f)).join(' && ');
+    const made = await sshRun(configFile, this.machine.name, this.controlPath, command, { timeoutMs: CONNECT_TIMEOUT_MS, signal });
+    if (made.code === 0) return;
+    if (made.code === 255 || made.code === null) throw new GuestUnreachable(`ssh failed: ${made.stderr.trim() || 'no message'}`);
+    throw new UserError(`cannot create the synced folders in machine '${this.machine.name}': ${made.stderr.trim()}`);
   }
 }
 
@@ -294,7 +304,7 @@ class FolderWatch {
   private async sync(batch: SyncBatch, signal: AbortSignal): Promise<void> {
     const configFile = await this.link.ready(signal);
     const t0 = performance.now();
-    const shell = rsyncShellCommand(['ssh', '-F', configFile, ...controlPathArgs(this.link.controlPath)]);
+    const shell = rsyncRemoteShell(configFile, 'ssh', controlPathArgs(this.link.controlPath));
     // An I/O timeout: a guest that vanished mid-sync fails this sync instead of hanging it.
     const args = ['--timeout=30', ...rsyncArgs({ machine: this.link.machine }, this.folder, this.source, shell)];
     try {

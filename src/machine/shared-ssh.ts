@@ -35,9 +35,19 @@ export function sharedSshArgs(socket: string): string[] {
 export async function endSharedSsh(machineDir: string): Promise<void> {
   const socket = sharedSshSocket(machineDir);
   if (!existsSync(socket)) return;
-  await new Promise<void>((resolve) => {
-    const child = spawn('ssh', ['-o', `ControlPath=${socket}`, '-O', 'exit', 'vmenv-machine'], { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exitControlMaster(socket, 3000);
+  await rm(socket, { force: true });
+}
+
+/**
+ * Asks the OpenSSH master listening on `socket` to end (`ssh -O exit`); ssh is killed
+ * after `timeoutMs`. Never rejects: a master that is gone or does not answer is left be.
+ */
+export function exitControlMaster(socket: string, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    // The host name is not looked up: the control socket is named outright.
+    const child = spawn('ssh', ['-o', `ControlPath=${socket}`, '-O', 'exit', 'vmenv-master'], { stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     const done = (): void => {
       clearTimeout(timer);
       resolve();
@@ -45,5 +55,4 @@ export async function endSharedSsh(machineDir: string): Promise<void> {
     child.once('error', done);
     child.once('close', done);
   });
-  await rm(socket, { force: true });
 }

@@ -12,7 +12,7 @@ import { UserError } from '../ui/errors.js';
 import type { MachineHandle, MachineRef } from './handle.js';
 import { GUEST_NETNS_ENV, noAddress, requireRecord, whyUnreachable } from './machine-ssh-config.js';
 
-export { GUEST_NETNS_ENV, requireRecord, writeMachineSshConfig } from './machine-ssh-config.js';
+export { requireRecord } from './machine-ssh-config.js';
 
 /** Connects to a running machine over SSH, verifying its pinned host key. */
 export function sshToMachine(h: MachineHandle, signal?: AbortSignal): Promise<SshSession> {

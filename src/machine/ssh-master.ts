@@ -10,17 +10,14 @@ import { sleep } from '../util/sleep.js';
  * connect on their own (`ControlMaster=no`: the socket is tried, then a direct connection).
  */
 export class SshMaster {
-  private exited = false;
-  private readonly exitListeners: (() => void)[] = [];
+  /** Settles when ssh has exited (never, when it could not be started). */
+  private readonly ended: Promise<void>;
 
   private constructor(
     private readonly child: ChildProcess,
     readonly controlPath: string,
   ) {
-    child.once('exit', () => {
-      this.exited = true;
-      for (const l of this.exitListeners.splice(0)) l();
-    });
+    this.ended = new Promise((resolve) => child.once('exit', () => resolve()));
   }
 
   /**
@@ -61,7 +58,7 @@ export class SshMaster {
       // listens, so the path existing means ready.
       while (!existsSync(controlPath)) {
         if (spawnError) throw spawnError;
-        if (master.exited) throw new SshMasterError(`ssh to '${host}' ended: ${lastLine(stderr) || 'no message'}`);
+        if (!master.alive) throw new SshMasterError(`ssh to '${host}' ended: ${lastLine(stderr) || 'no message'}`);
         if (performance.now() > deadline) throw new SshMasterError(`ssh to '${host}' did not connect within ${(timeoutMs / 1000).toFixed(0)} s`);
         await sleep(10, signal);
       }
@@ -72,23 +69,17 @@ export class SshMaster {
     return master;
   }
 
+  /** Node sets the exit code or signal as it emits 'exit'. */
   get alive(): boolean {
-    return !this.exited;
-  }
-
-  /** Calls `listener` once when the master ends (at once if it has). */
-  onExit(listener: () => void): void {
-    if (this.exited) listener();
-    else this.exitListeners.push(listener);
+    return this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** Ends the master and waits for it (SIGTERM; SIGKILL after 2 s). */
   async stop(): Promise<void> {
-    if (this.exited || this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => this.onExit(resolve));
+    if (!this.alive || this.child.pid === undefined) return;
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 2000);
-    await gone;
+    await this.ended;
     clearTimeout(timer);
   }
 }
@@ -131,11 +122,6 @@ export function sshRun(
       else resolve({ code, stderr });
     });
   });
-}
-
-/** The words as one rsync `-e` value: rsync splits it on spaces, quotes group, `''` is a quote. */
-export function rsyncShellCommand(words: readonly string[]): string {
-  return words.map((w) => (/^[A-Za-z0-9_.,:=/%+@-]+$/.test(w) ? w : `'${w.replace(/'/g, "''")}'`)).join(' ');
 }
 
 function lastLine(s: string): string {

@@ -67,11 +67,6 @@ export class SyncScheduler {
     this.schedule();
   }
 
-  /** Whether a sync is running or due. */
-  get busy(): boolean {
-    return this.running !== undefined || this.timer !== undefined;
-  }
-
   /** Stops: no sync starts any more, the running one is aborted and waited for. */
   async stop(): Promise<void> {
     this.stopped = true;

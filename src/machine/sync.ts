@@ -9,7 +9,7 @@ import type { SshSession } from '../ssh/client.js';
 import { rsyncRemoteShell } from '../ssh/config.js';
 import { UserError } from '../ui/errors.js';
 import type { MachineHandle } from './handle.js';
-import { writeMachineSshConfig } from './ssh-access.js';
+import { writeMachineSshConfig } from './machine-ssh-config.js';
 
 /** The machine's enabled synced folders of type rsync, in order. */
 export function rsyncFoldersOf(h: Pick<MachineHandle, 'machine'>): SyncedFolder[] {

@@ -485,6 +485,12 @@ function forwardThrough(jump: Ssh2Client, host: string, port: number, target: st
   });
 }
 
+/** What a connection reaches, for messages: `user@host:port`, or `label (user@host:port)`. */
+export function sshTargetLabel(o: Pick<ConnectSshOptions, 'username' | 'host' | 'port' | 'label'>): string {
+  const where = `${o.username}@${hostDisplay(o.host, o.port ?? DEFAULT_SSH_PORT)}`;
+  return o.label ? `${o.label} (${where})` : where;
+}
+
 /**
  * Connect to a guest: handshake, verify (or, on first contact, pin) its host key,
  * authenticate with the machine's key. Rejects with an SshError whose `kind` says what
@@ -492,8 +498,7 @@ function forwardThrough(jump: Ssh2Client, host: string, port: number, target: st
  */
 export async function connectSsh(opts: ConnectSshOptions): Promise<SshSession> {
   const port = opts.port ?? DEFAULT_SSH_PORT;
-  const where = `${opts.username}@${hostDisplay(opts.host, port)}`;
-  const target = opts.label ? `${opts.label} (${where})` : where;
+  const target = sshTargetLabel(opts);
   const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
   const key = parsePrivateKey(opts.privateKey, `the private key for ${target}`);
   const pin = await opts.hostKey.get();

@@ -70,12 +70,11 @@ export function netnsProxyCommand(netns: string, nc = 'nc'): string {
 
 /**
  * The `-e` value for rsync (and the like) that makes it use this config:
- * `ssh -F '<file>'` — quoted the way rsync splits its -e command (quotes group words;
- * a doubled quote inside stands for itself).
+ * `ssh -F '<file>' [sshArgs…]` — quoted the way rsync splits its -e command (quotes
+ * group words; a doubled quote inside stands for itself).
  */
-export function rsyncRemoteShell(configFile: string, ssh = 'ssh'): string {
-  const q = (s: string): string => (SAFE_WORD.test(s) ? s : `'${s.replace(/'/g, "''")}'`);
-  return `${q(ssh)} -F ${q(configFile)}`;
+export function rsyncRemoteShell(configFile: string, ssh = 'ssh', sshArgs: readonly string[] = []): string {
+  return [ssh, '-F', configFile, ...sshArgs].map((w) => (SAFE_WORD.test(w) ? w : `'${w.replace(/'/g, "''")}'`)).join(' ');
 }
 
 const HOST_NAME = /^[A-Za-z0-9._@:+-]+$/;

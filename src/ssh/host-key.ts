@@ -20,6 +20,7 @@ import {
 } from './known-hosts.js';
 import { SshError } from './errors.js';
 import { writeFileAtomic } from '../project/atomic.js';
+import { fileHolds } from './write-if-changed.js';
 
 export interface PinnedKey {
   /** The key type, e.g. `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`. */
@@ -179,10 +180,12 @@ export function knownHostsLineForPin(pin: PinnedKey, host: string, port: number,
   return `${knownHostsNames(host, port, alias)} ${pin.algorithm} ${pin.key}`;
 }
 
-/** Write a known_hosts file holding only the pin (for UserKnownHostsFile), atomically. */
+/** Write a known_hosts file holding only the pin (for UserKnownHostsFile), atomically; left alone when it already does. */
 export async function writePinnedKnownHosts(path: string, pin: PinnedKey, host: string, port: number, alias?: string): Promise<void> {
+  const text = `${knownHostsLineForPin(pin, host, port, alias)}\n`;
+  if (await fileHolds(path, text, 0o644)) return;
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(path, `${knownHostsLineForPin(pin, host, port, alias)}\n`, 0o644);
+  await writeFileAtomic(path, text, 0o644);
 }
 
 /** Check a key against known_hosts entries (jump hosts): throws SshError('host-key') unless it matches. */

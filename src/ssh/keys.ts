@@ -124,8 +124,6 @@ export function publicKeyLineOf(privateKey: string | Buffer, comment?: string): 
   return `${key.type} ${key.getPublicSSH().toString('base64')}${c ? ` ${c}` : ''}`;
 }
 
-export { writeFileAtomic };
-
 /**
  * Write a key pair: the private key at `path` (0600) and the public line at
  * `path.pub` (0644). The directory is created (0700) when missing. The public file is

@@ -16,7 +16,7 @@
  */
 import type { Socket } from 'node:net';
 import { TimeoutError } from '../ui/errors.js';
-import { connectSsh, type ConnectSshOptions, type SshSession } from './client.js';
+import { connectSsh, sshTargetLabel, type ConnectSshOptions, type SshSession } from './client.js';
 import { dialUntilAnswered } from './dial.js';
 import { SshError, isRetryableSshFailure } from './errors.js';
 import { sleep } from '../util/sleep.js';
@@ -78,7 +78,7 @@ export async function waitForSsh(opts: WaitForSshOptions): Promise<WaitForSshRes
   let authStreak = 0;
   let firstAuthFailure = 0;
   const direct = opts.proxyCommand === undefined && opts.jump === undefined && opts.sock === undefined;
-  const dialTarget = `${opts.label ? `${opts.label} (` : ''}${opts.username}@${opts.host}:${port}${opts.label ? ')' : ''}`;
+  const dialTarget = sshTargetLabel(opts);
 
   for (;;) {
     if (opts.signal?.aborted) throw opts.signal.reason;

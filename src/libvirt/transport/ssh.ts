@@ -37,9 +37,7 @@ import {
   type RemoteProxy,
 } from '../uri.js';
 import type { Dialer } from './dialer.js';
-import { checkHostKey, entryMatchesHost, hashHostName, keyFingerprint, keyTypeOfBlob, knownHostName, knownHostsLine, parseKnownHosts, shQuote, type HostKeyCheck, type KnownHostEntry } from '../../ssh/known-hosts.js';
-
-export { checkHostKey, entryMatchesHost, hashHostName, keyFingerprint, keyTypeOfBlob, knownHostName, knownHostsLine, parseKnownHosts, shQuote, type HostKeyCheck, type KnownHostEntry };
+import { checkHostKey, entryMatchesHost, keyFingerprint, keyTypeOfBlob, knownHostName, knownHostsLine, parseKnownHosts, shQuote, type KnownHostEntry } from '../../ssh/known-hosts.js';
 
 const { Client, utils } = ssh2;
 

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectSsh, expandProxyCommand } from '../../../src/ssh/client.js';
+import { connectSsh, expandProxyCommand, sshTargetLabel } from '../../../src/ssh/client.js';
 import { SshError } from '../../../src/ssh/errors.js';
 import { HostKeyMismatchError, memoryHostKeyStore, pinnedKeyFromBlob } from '../../../src/ssh/host-key.js';
 import { freePort, keyPair, parsedKey, startRawServer, startTestServer, type TestServer } from './server.js';
@@ -26,6 +26,14 @@ afterAll(async () => {
 });
 
 const base = () => ({ host: '127.0.0.1', port: server.port, username: 'vagrant', privateKey: userKey.private, timeoutMs: 5_000 });
+
+describe('sshTargetLabel', () => {
+  it('names user@host:port (IPv6 in brackets, port 22 by default), after the label when there is one', () => {
+    expect(sshTargetLabel({ username: 'vagrant', host: '127.0.0.1', port: 2222 })).toBe('vagrant@127.0.0.1:2222');
+    expect(sshTargetLabel({ username: 'vagrant', host: 'fd00::5' })).toBe('vagrant@[fd00::5]:22');
+    expect(sshTargetLabel({ username: 'vagrant', host: '10.0.0.5', label: "machine 'web'" })).toBe("machine 'web' (vagrant@10.0.0.5:22)");
+  });
+});
 
 describe('host key pinning', () => {
   it('pins on first contact, then verifies', async () => {

@@ -167,6 +167,9 @@ describe('quoting helpers', () => {
   it('rsyncRemoteShell quotes for rsync -e', () => {
     expect(rsyncRemoteShell('/tmp/ssh_config')).toBe('ssh -F /tmp/ssh_config');
     expect(rsyncRemoteShell("/tmp/my dir/it's")).toBe("ssh -F '/tmp/my dir/it''s'");
+    expect(rsyncRemoteShell('/tmp/c', 'ssh', ['-o', 'ControlPath=/tmp/s dir/m0', '-o', 'BatchMode=yes'])).toBe(
+      "ssh -F /tmp/c -o 'ControlPath=/tmp/s dir/m0' -o BatchMode=yes",
+    );
   });
 
   it('rsync splits rsyncRemoteShell back into ssh and the path', () => {
@@ -179,5 +182,9 @@ describe('quoting helpers', () => {
     spawnSync('rsync', ['-e', rsyncRemoteShell(cfg, fake), 'web:/x', join(dir, 'out', 'y')], { stdio: 'ignore' });
     const argv = spawnSync('cat', [argvFile], { encoding: 'utf8' }).stdout.split('\n');
     expect(argv.slice(0, 3)).toEqual(['-F', cfg, 'web']);
+    const socket = join(dir, "sock dir/it's");
+    spawnSync('rsync', ['-e', rsyncRemoteShell(cfg, fake, ['-o', `ControlPath=${socket}`]), 'web:/x', join(dir, 'out', 'y')], { stdio: 'ignore' });
+    const withArgs = spawnSync('cat', [argvFile], { encoding: 'utf8' }).stdout.split('\n');
+    expect(withArgs.slice(0, 5)).toEqual(['-F', cfg, '-o', `ControlPath=${socket}`, 'web']);
   });
 });

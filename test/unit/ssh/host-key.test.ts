@@ -3,7 +3,7 @@
  * that OpenSSH itself accepts for the pinned key.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ import {
   verifyAgainstKnownHosts,
   writePinnedKnownHosts,
 } from '../../../src/ssh/host-key.js';
-import { parseKnownHosts } from '../../../src/libvirt/transport/ssh.js';
+import { parseKnownHosts } from '../../../src/ssh/known-hosts.js';
 import { keyPair, parsedKey } from './server.js';
 
 let dir: string;
@@ -121,5 +121,20 @@ describe('known_hosts line', () => {
     expect(() => verifyAgainstKnownHosts(entries, file, '127.0.0.1', 2222, a, 'jump')).not.toThrow();
     expect(() => verifyAgainstKnownHosts(entries, file, '127.0.0.1', 2222, b, 'jump')).toThrow(/CHANGED/);
     expect(() => verifyAgainstKnownHosts(entries, file, '127.0.0.1', 2223, a, 'jump')).toThrow(/not known/);
+  });
+
+  it('is written again only when its line or mode differs', async () => {
+    const pin = pinnedKeyFromBlob(a);
+    const file = join(dir, 'known_hosts-again');
+    await writePinnedKnownHosts(file, pin, '127.0.0.1', 2222);
+    const first = statSync(file).ino;
+    await writePinnedKnownHosts(file, pin, '127.0.0.1', 2222);
+    expect(statSync(file).ino).toBe(first);
+    await writePinnedKnownHosts(file, pin, '127.0.0.1', 2223);
+    expect(statSync(file).ino).not.toBe(first);
+    expect(readFileSync(file, 'utf8')).toBe(`[127.0.0.1]:2223 ssh-ed25519 ${pin.key}\n`);
+    chmodSync(file, 0o666);
+    await writePinnedKnownHosts(file, pin, '127.0.0.1', 2223);
+    expect(statSync(file).mode & 0o777).toBe(0o644);
   });
 });

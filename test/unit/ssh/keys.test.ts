@@ -18,9 +18,9 @@ import {
   publicKeyLineOf,
   readPrivateKey,
   readPublicKeyLine,
-  writeFileAtomic,
   writeMachineKey,
 } from '../../../src/ssh/keys.js';
+import { writeFileAtomic } from '../../../src/project/atomic.js';
 
 function parsePublic(line: string): ParsedKey {
   const k = ssh2.utils.parseKey(line);

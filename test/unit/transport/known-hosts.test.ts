@@ -6,20 +6,17 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLibvirtUri, sshHelperUri } from '../../../src/libvirt/uri.js';
+import { explainHelperFailure, preferredHostKeyAlgorithms, proxyForUri, remoteHelperCommand } from '../../../src/libvirt/transport/ssh.js';
 import {
   checkHostKey,
   entryMatchesHost,
-  explainHelperFailure,
   keyFingerprint,
   keyTypeOfBlob,
   knownHostName,
   knownHostsLine,
   parseKnownHosts,
-  preferredHostKeyAlgorithms,
-  proxyForUri,
-  remoteHelperCommand,
   shQuote,
-} from '../../../src/libvirt/transport/ssh.js';
+} from '../../../src/ssh/known-hosts.js';
 import { generateMachineKey } from '../../../src/ssh/keys.js';
 
 /** An ed25519 pair in ssh2's shape, from vmenv's generator (ssh2's drops a leading zero byte now and then). */

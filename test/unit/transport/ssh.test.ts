@@ -14,7 +14,8 @@ import ssh2 from 'ssh2';
 import type { ParsedKey, ServerChannel } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LibvirtConnectError } from '../../../src/libvirt/errors.js';
-import { sshDialer, sshDialerForUri, knownHostsLine } from '../../../src/libvirt/transport/ssh.js';
+import { sshDialer, sshDialerForUri } from '../../../src/libvirt/transport/ssh.js';
+import { knownHostsLine } from '../../../src/ssh/known-hosts.js';
 import { parseLibvirtUri } from '../../../src/libvirt/uri.js';
 import { generateMachineKey } from '../../../src/ssh/keys.js';
 
