@@ -43,7 +43,8 @@ export default class Destroy extends BaseCommand {
     const halt = flags.graceful ? (await import('../machine/halt.js')).haltMachine : undefined;
     await withProjectLock(project, 'destroy', this.signal, () =>
       forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        if (halt && (await h.state.read(h.machine.name))?.domain) await halt(h, { signal: this.signal }).catch(() => undefined);
+        // A machine not created (no domain) has nothing to halt: halt says so, and that is no failure here.
+        if (halt) await halt(h, { signal: this.signal }).catch(() => undefined);
         await destroyMachine(h);
         this.log(`${h.machine.name}: destroyed`);
       }),

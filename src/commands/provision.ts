@@ -21,7 +21,7 @@ export default class Provision extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Provision);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine, withMachineSession } = await import('../machine/lifecycle.js');
+    const [{ forEachMachine }, { withMachineSession }] = await Promise.all([import('../machine/handle.js'), import('../machine/ssh-access.js')]);
     const { provisionMachine, withAnsibleBatch } = await import('../machine/provision.js');
     await withProjectLock(project, 'provision', this.signal, () =>
       withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>

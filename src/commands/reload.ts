@@ -24,27 +24,18 @@ export default class Reload extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Reload);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine } = await import('../machine/lifecycle.js');
+    const { forEachMachine } = await import('../machine/handle.js');
     const { reloadMachine } = await import('../machine/reload.js');
-    const { mountShares, withShareSources } = await import('../machine/mounts.js');
-    const { syncAndProvision, withAnsibleBatch } = await import('../machine/provision.js');
+    const [{ bringUpAndProvision }, { withAnsibleBatch }] = await Promise.all([import('../machine/bring-up.js'), import('../machine/provision.js')]);
     await withProjectLock(project, 'reload', this.signal, () =>
       withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
-        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-          const ctx = await withShareSources(h, () =>
-            reloadMachine(h, {
-              signal: this.signal,
-              force: flags.force,
-              onChange: (change) => this.log(`${h.machine.name}: ${change}`),
-            }),
-          );
-          try {
-            if (ctx.session) await mountShares(h, ctx.session, { signal: this.signal });
-            await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [], ansibleBatch });
-          } finally {
-            await ctx.session?.close();
-          }
-        }),
+        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, (h) =>
+          bringUpAndProvision(
+            h,
+            () => reloadMachine(h, { signal: this.signal, force: flags.force, onChange: (change) => this.log(`${h.machine.name}: ${change}`) }),
+            { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [], ansibleBatch },
+          ),
+        ),
       ),
     );
   }

@@ -18,7 +18,7 @@ export default class Resume extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Resume);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine } = await import('../machine/lifecycle.js');
+    const { forEachMachine } = await import('../machine/handle.js');
     const { resumeMachine } = await import('../machine/suspend.js');
     await withProjectLock(project, 'resume', this.signal, () =>
       forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {

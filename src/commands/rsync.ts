@@ -18,7 +18,7 @@ export default class Rsync extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Rsync);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine, withMachineSession } = await import('../machine/lifecycle.js');
+    const [{ forEachMachine }, { withMachineSession }] = await Promise.all([import('../machine/handle.js'), import('../machine/ssh-access.js')]);
     const { syncFolders } = await import('../machine/sync.js');
     await withProjectLock(project, 'rsync', this.signal, () =>
       forEachMachine(project, machines, { signal: this.signal }, (h) =>

@@ -1,3 +1,4 @@
+import type { MachineState } from '../project/state.js';
 import { BaseCommand } from '../ui/base-command.js';
 import { cwdFlag, machinesArg } from '../ui/machine-flags.js';
 import { machineNames, projectMachines } from '../ui/project.js';
@@ -25,12 +26,15 @@ export default class Status extends BaseCommand {
     const { machineStatus } = await import('../machine/status.js');
     const { ProjectState } = await import('../project/state.js');
     const state = new ProjectState(project.dir);
-    const created = new Set<string>();
-    for (const m of machines) if (await state.read(m.name)) created.add(m.name);
+    const records = new Map<string, MachineState>();
+    for (const m of machines) {
+      const record = await state.read(m.name);
+      if (record) records.set(m.name, record);
+    }
     const found = new Map<string, Awaited<ReturnType<typeof machineStatus>>>();
     // Machines never created need no connection to libvirt; the others share one per URI.
-    await forEachMachine(project, machines.filter((m) => created.has(m.name)), { signal: this.signal, parallel: true }, async (h) => {
-      found.set(h.machine.name, await machineStatus(h));
+    await forEachMachine(project, machines.filter((m) => records.has(m.name)), { signal: this.signal, parallel: true, records }, async (h) => {
+      found.set(h.machine.name, await machineStatus(h, records.get(h.machine.name)));
     });
     const reports = machines.map((m) => found.get(m.name) ?? { machine: m.name, status: 'not created' as const });
     if (!this.jsonEnabled()) {

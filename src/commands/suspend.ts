@@ -27,7 +27,7 @@ export default class Suspend extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Suspend);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine } = await import('../machine/lifecycle.js');
+    const { forEachMachine } = await import('../machine/handle.js');
     const { suspendMachine } = await import('../machine/suspend.js');
     await withProjectLock(project, 'suspend', this.signal, () =>
       forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {

@@ -31,20 +31,18 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Up);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine, upMachine } = await import('../machine/lifecycle.js');
-    const { mountShares, withShareSources } = await import('../machine/mounts.js');
-    const { syncAndProvision, withAnsibleBatch } = await import('../machine/provision.js');
+    const [{ forEachMachine }, { upMachine }] = await Promise.all([import('../machine/handle.js'), import('../machine/lifecycle.js')]);
+    const [{ bringUpAndProvision }, { withAnsibleBatch }] = await Promise.all([import('../machine/bring-up.js'), import('../machine/provision.js')]);
     await withProjectLock(project, 'up', this.signal, () =>
       withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
-        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-          const ctx = await withShareSources(h, () => upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] }));
-          try {
-            if (ctx.session) await mountShares(h, ctx.session, { signal: this.signal });
-            await syncAndProvision(h, ctx, { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [], ansibleBatch });
-          } finally {
-            await ctx.session?.close();
-          }
-        }),
+        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, (h) =>
+          bringUpAndProvision(h, () => upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] }), {
+            signal: this.signal,
+            provision: flags.provision,
+            only: flags['provision-with'] ?? [],
+            ansibleBatch,
+          }),
+        ),
       ),
     );
   }

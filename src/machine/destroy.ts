@@ -1,8 +1,7 @@
 import { DomainUndefineFlags } from '../libvirt/constants.js';
 import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
 import { unregisterMachine } from '../project/machine-index.js';
-import { stopNatForwarder } from './forwarding.js';
-import { endSharedSsh } from './shared-ssh.js';
+import { releaseHostSide } from './forwarding.js';
 import type { MachineHandle } from './handle.js';
 import { removeNetworkIfUnused } from './network.js';
 
@@ -14,8 +13,7 @@ import { removeNetworkIfUnused } from './network.js';
 export async function destroyMachine(h: MachineHandle): Promise<void> {
   const record = await h.state.read(h.machine.name);
   if (!record) return;
-  await stopNatForwarder(h.state, record);
-  await endSharedSsh(h.state.machineDir(h.machine.name));
+  await releaseHostSide(h.state, record);
   if (record.domain) {
     try {
       const d = await h.client.domainLookupByName(record.domain.name);

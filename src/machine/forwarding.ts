@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { forwarderRunning, startForwarder, stopForwarder } from '../forward/process.js';
 import type { MachineState, ProjectState } from '../project/state.js';
+import { endSharedSsh } from './shared-ssh.js';
 
 /**
  * The forwarded ports of a NAT machine are served by a process of vmenv's own (QEMU
@@ -41,4 +42,13 @@ export async function stopNatForwarder(state: ProjectState, record: MachineState
   await stopForwarder(f.pid, { tag: f.tag, ...(f.startedAt !== undefined ? { startedAt: f.startedAt } : {}) });
   delete record.forwarder;
   await state.write(record);
+}
+
+/**
+ * Stops what runs on the host for a machine that goes down (halt, suspend, destroy):
+ * its port forwarder and its shared SSH connection.
+ */
+export async function releaseHostSide(state: ProjectState, record: MachineState): Promise<void> {
+  await stopNatForwarder(state, record);
+  await endSharedSsh(state.machineDir(record.machine));
 }

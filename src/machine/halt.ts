@@ -3,8 +3,8 @@ import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
 import type { DomainRef } from '../libvirt/protocol/types.js';
 import { TimeoutError } from '../ui/errors.js';
 import { sleep } from '../util/sleep.js';
-import { stopNatForwarder } from './forwarding.js';
-import { endSharedSsh } from './shared-ssh.js';
+import type { MachineState } from '../project/state.js';
+import { releaseHostSide } from './forwarding.js';
 import type { MachineHandle } from './handle.js';
 import { currentDomain } from './live-domain.js';
 import { requireRecord, sshToMachine } from './ssh-access.js';
@@ -44,16 +44,18 @@ async function waitShutoff(h: MachineHandle, domain: DomainRef, timeoutMs: numbe
  * Shuts a machine down: `poweroff` over SSH, else the ACPI power button, then forced
  * off after `shutdown.timeout` seconds (or at once with `force`).
  */
-export async function haltMachine(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal } = {}): Promise<'already off' | 'graceful' | 'forced'> {
-  const outcome = await haltDomain(h, options);
-  const record = await h.state.read(h.machine.name);
-  if (record) await stopNatForwarder(h.state, record);
-  await endSharedSsh(h.state.machineDir(h.machine.name));
+export async function haltMachine(
+  h: MachineHandle,
+  options: { force?: boolean; signal?: AbortSignal; record?: MachineState } = {},
+): Promise<'already off' | 'graceful' | 'forced'> {
+  // The caller's record, when it has one, is the one the forwarder's removal updates.
+  const record = options.record ?? (await requireRecord(h));
+  const outcome = await haltDomain(h, record, options);
+  await releaseHostSide(h.state, record);
   return outcome;
 }
 
-async function haltDomain(h: MachineHandle, options: { force?: boolean; signal?: AbortSignal }): Promise<'already off' | 'graceful' | 'forced'> {
-  const record = await requireRecord(h);
+async function haltDomain(h: MachineHandle, record: MachineState, options: { force?: boolean; signal?: AbortSignal }): Promise<'already off' | 'graceful' | 'forced'> {
   const live = await currentDomain(h.client, record);
   if (!live) return 'already off';
   if (live.state === DomainState.shutoff) {

@@ -5,7 +5,7 @@
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { openLibvirt } from '../libvirt/index.js';
-import { ProjectState } from '../project/state.js';
+import { ProjectState, type MachineState } from '../project/state.js';
 
 /** A machine of a project and its recorded state, without a libvirt connection. */
 export interface MachineRef {
@@ -18,9 +18,12 @@ export interface MachineHandle extends MachineRef {
   client: LibvirtClient;
 }
 
-/** The libvirt URI a machine lives on: the one recorded at creation, else its configured one. */
-async function machineUri(state: ProjectState, machine: MachineConfig): Promise<string | undefined> {
-  return (await state.read(machine.name))?.uri ?? machine.uri;
+/**
+ * The libvirt URI a machine lives on: the one recorded at creation, else its configured
+ * one. `record` is its state when the caller has read it already.
+ */
+async function machineUri(state: ProjectState, machine: MachineConfig, record?: MachineState): Promise<string | undefined> {
+  return (record ?? (await state.read(machine.name)))?.uri ?? machine.uri;
 }
 
 /** Connects to the machine's libvirt (its configured URI, else the default choice). */
@@ -39,9 +42,9 @@ export class LibvirtConnections {
 
   constructor(private readonly signal?: AbortSignal) {}
 
-  async handle(project: ProjectConfig, machine: MachineConfig): Promise<MachineHandle> {
+  async handle(project: ProjectConfig, machine: MachineConfig, record?: MachineState): Promise<MachineHandle> {
     const state = new ProjectState(project.dir);
-    return { project, machine, state, client: await this.client(await machineUri(state, machine)) };
+    return { project, machine, state, client: await this.client(await machineUri(state, machine, record)) };
   }
 
   /** The shared connection to `uri` (undefined: the default choice), opened on first use. */
@@ -69,16 +72,17 @@ export class LibvirtConnections {
 export async function forEachMachine(
   project: ProjectConfig,
   machines: readonly MachineConfig[],
-  options: { signal?: AbortSignal; parallel?: boolean | undefined },
+  options: { signal?: AbortSignal; parallel?: boolean | undefined; records?: ReadonlyMap<string, MachineState> },
   fn: (h: MachineHandle) => Promise<void>,
 ): Promise<void> {
   const connections = new LibvirtConnections(options.signal);
+  const handle = (m: MachineConfig): Promise<MachineHandle> => connections.handle(project, m, options.records?.get(m.name));
   try {
     if (!options.parallel) {
-      for (const m of machines) await fn(await connections.handle(project, m));
+      for (const m of machines) await fn(await handle(m));
       return;
     }
-    const results = await Promise.allSettled(machines.map(async (m) => fn(await connections.handle(project, m))));
+    const results = await Promise.allSettled(machines.map(async (m) => fn(await handle(m))));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 1) {
       for (const f of failed.slice(1)) process.stderr.write(`Also failed: ${f.reason instanceof Error ? f.reason.message : String(f.reason)}\n`);

@@ -1,31 +1,17 @@
 /**
- * The machine lifecycle, gathered for callers that want it all. Each operation lives in
- * a module of its own so that a command loads only what it runs: `status` never loads
- * ssh2 or the `up` pipeline.
+ * Bringing a machine up: create, start, resume or reconnect. The other operations live
+ * in modules of their own (handle, status, halt, suspend, reload, destroy, ssh-access)
+ * so that a command loads only what it runs: only `up`, `reload` and `resume` load the
+ * `up` pipeline.
  */
 import { DomainState } from '../libvirt/constants.js';
 import { machineResourceName } from '../project/names.js';
 import { UserError } from '../ui/errors.js';
-import { machineMac } from './domain-plan.js';
 import type { MachineHandle } from './handle.js';
 import { currentDomain } from './live-domain.js';
 import { runPipeline, type PipelineOptions, type Step } from './pipeline.js';
-import { GUEST_NETNS_ENV } from './ssh-access.js';
-import { createMachineSteps, machineRecord, reachSteps, refreshForwardedPorts, type UpContext } from './up.js';
-
-export { destroyMachine } from './destroy.js';
-export { haltMachine } from './halt.js';
-export { forEachMachine, LibvirtConnections, openMachine, type MachineHandle, type MachineRef } from './handle.js';
-export { machineStatus, type MachineStatus, type StatusReport } from './status.js';
-export {
-  connectToMachine,
-  GUEST_NETNS_ENV,
-  requireRecord,
-  sshToMachine,
-  withMachineSession,
-  writeMachineSshConfig,
-  type ConnectToMachineOptions,
-} from './ssh-access.js';
+import { GUEST_NETNS_ENV } from './machine-ssh-config.js';
+import { createMachineSteps, machineRecord, reachSteps, recordedNic, refreshForwardedPorts, type UpContext } from './up.js';
 
 export interface UpOptions extends Pick<PipelineOptions, 'renderer' | 'signal'> {
   /** Keep what a failed first `up` made (`--no-destroy-on-error`). */
@@ -60,7 +46,7 @@ export async function upMachine(h: MachineHandle, options: UpOptions = {}): Prom
     steps = createMachineSteps();
   } else {
     ctx.domain = live.domain;
-    ctx.nic = record.nic ?? { mode: 'nat', network: h.machine.network.name ?? 'vmenv', mac: machineMac(ctx.resourceName) };
+    ctx.nic = recordedNic(record, h.machine, ctx.resourceName);
     if (ctx.nic.mode === 'user') ctx.sshPort = ctx.nic.sshHostPort;
     else ctx.network = await h.client.networkLookupByName(ctx.nic.network);
     const start: Step<UpContext> = {

@@ -9,6 +9,9 @@ import { networkXml } from '../libvirt/xml/index.js';
 import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, parseCidr, pickFreeSubnet } from '../net/subnet.js';
 import { UserError } from '../ui/errors.js';
 
+/** The management network vmenv creates and shares when `network.name` is not set. */
+export const DEFAULT_NETWORK = 'vmenv';
+
 /**
  * vmenv's NAT networks are marked by their bridge's name, `vmenv-<hash>`: libvirt 9.0
  * keeps no metadata on networks, and a mark on the network itself lets whichever

@@ -96,10 +96,11 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
     await list.run();
   } catch (err) {
     const cause = err instanceof Error ? err : new Error(String(err));
-    const failed = steps[done.length]?.title ?? 'unknown step';
+    // The step that was running: a skipped step has no place in `done`.
+    const failedStep = started && !done.includes(started) ? started : undefined;
     if (options.rollbackOnError === false) throw cause;
     const rollbackErrors: { step: string; error: Error }[] = [];
-    const undo = started && !done.includes(started) ? [started, ...[...done].reverse()] : [...done].reverse();
+    const undo = failedStep ? [failedStep, ...[...done].reverse()] : [...done].reverse();
     for (const step of undo) {
       if (!step.rollback) continue;
       try {
@@ -112,6 +113,6 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
       }
     }
     if (rollbackErrors.length === 0) throw cause;
-    throw new PipelineError(failed, cause, rollbackErrors);
+    throw new PipelineError(failedStep?.title ?? 'unknown step', cause, rollbackErrors);
   }
 }

@@ -1,9 +1,12 @@
 import type { StorageVolRef } from '../libvirt/protocol/types.js';
 import { machineResourceName, machineVolumeNames } from '../project/names.js';
 import { UserError } from '../ui/errors.js';
-import { machineMac } from './domain-plan.js';
-import { haltMachine, requireRecord, upMachine, type MachineHandle, type UpOptions } from './lifecycle.js';
-import { currentDomain, ensureExtraDisks, machineDomainXml, type UpContext } from './up.js';
+import { haltMachine } from './halt.js';
+import type { MachineHandle } from './handle.js';
+import { upMachine, type UpOptions } from './lifecycle.js';
+import { currentDomain } from './live-domain.js';
+import { requireRecord } from './machine-ssh-config.js';
+import { ensureExtraDisks, machineDomainXml, recordedNic, type UpContext } from './up.js';
 
 export interface ReloadOptions extends UpOptions {
   /** Power off at once instead of shutting down gracefully. */
@@ -32,9 +35,9 @@ export async function reloadMachine(h: MachineHandle, options: ReloadOptions = {
   }
   const resourceName = machineResourceName(h.project.dir, h.machine.name);
   const growth = await rootDiskGrowth(h, resourceName);
-  await haltMachine(h, { ...(options.force ? { force: true } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  await haltMachine(h, { record, ...(options.force ? { force: true } : {}), ...(options.signal ? { signal: options.signal } : {}) });
 
-  const nic = record.nic ?? { mode: 'nat' as const, network: h.machine.network.name ?? 'vmenv', mac: machineMac(resourceName) };
+  const nic = recordedNic(record, h.machine, resourceName);
   const before = await h.client.domainGetXmlDesc(live.domain);
   const ctx = { client: h.client, project: h.project, machine: h.machine, resourceName, nic, record, state: h.state };
 

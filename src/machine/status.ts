@@ -1,4 +1,7 @@
 import { DomainState } from '../libvirt/constants.js';
+import type { LibvirtClient } from '../libvirt/client.js';
+import type { DomainRef } from '../libvirt/protocol/types.js';
+import type { MachineState } from '../project/state.js';
 import type { MachineHandle } from './handle.js';
 import { currentDomain } from './live-domain.js';
 
@@ -36,15 +39,20 @@ export function domainStatus(state: number, managedSave: boolean): MachineStatus
   }
 }
 
-export async function machineStatus(h: MachineHandle): Promise<StatusReport> {
-  const record = await h.state.read(h.machine.name);
+/** The status of a domain as found; only one that is off (or in no clear state) is asked about a saved memory image. */
+export async function liveStatus(client: LibvirtClient, live: { domain: DomainRef; state: number }): Promise<MachineStatus> {
+  const known = domainStatus(live.state, false);
+  if (known !== undefined && known !== 'shutoff') return known;
+  return (await client.domainHasManagedSaveImage(live.domain)) ? 'suspended' : 'shutoff';
+}
+
+/** The machine's status; `record` is its state when the caller has read it already. */
+export async function machineStatus(h: MachineHandle, record?: MachineState): Promise<StatusReport> {
+  record ??= await h.state.read(h.machine.name);
   if (!record?.domain) return { machine: h.machine.name, status: 'not created' };
   const live = await currentDomain(h.client, record);
   const base = { machine: h.machine.name, domain: record.domain.name, uri: record.uri };
   if (!live) return { ...base, status: 'gone' };
-  const known = domainStatus(live.state, false);
-  // Only a domain that is off (or in no clear state) may have a saved memory image to ask about.
-  const status: MachineStatus =
-    known !== undefined && known !== 'shutoff' ? known : (await h.client.domainHasManagedSaveImage(live.domain)) ? 'suspended' : 'shutoff';
+  const status = await liveStatus(h.client, live);
   return { ...base, status, ...(status === 'running' && record.ip ? { ip: record.ip } : {}) };
 }

@@ -1,10 +1,12 @@
 import type { SuspendMode } from '../config/types.js';
 import { DomainState } from '../libvirt/constants.js';
 import { UserError } from '../ui/errors.js';
-import { stopNatForwarder } from './forwarding.js';
-import { endSharedSsh } from './shared-ssh.js';
-import { machineStatus, requireRecord, upMachine, type MachineHandle, type UpOptions } from './lifecycle.js';
-import { currentDomain } from './up.js';
+import { releaseHostSide } from './forwarding.js';
+import type { MachineHandle } from './handle.js';
+import type { UpOptions } from './lifecycle.js';
+import { currentDomain } from './live-domain.js';
+import { requireRecord } from './machine-ssh-config.js';
+import { liveStatus, machineStatus } from './status.js';
 
 export type SuspendOutcome = 'paused' | 'saved' | 'already suspended';
 
@@ -15,18 +17,17 @@ export type SuspendOutcome = 'paused' | 'saved' | 'already suspended';
 export async function suspendMachine(h: MachineHandle, mode: SuspendMode): Promise<SuspendOutcome> {
   const record = await requireRecord(h);
   const live = await currentDomain(h.client, record);
-  const { status } = await machineStatus(h);
-  if (!live || status === 'gone') {
+  if (!live) {
     throw new UserError(`machine '${h.machine.name}' has state, but its domain is gone`, { hint: `Run 'vmenv destroy -f ${h.machine.name}' to clear it.` });
   }
+  const status = await liveStatus(h.client, live);
   if (status === 'suspended') return 'already suspended';
   if (status === 'paused' && mode === 'pause') return 'already suspended';
   if (status !== 'running' && status !== 'paused') {
     throw new UserError(`machine '${h.machine.name}' is ${status}: only a running machine can be suspended`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
   }
   // The forwarder goes with the guest, and comes back with `resume` (which finds the address again).
-  await stopNatForwarder(h.state, record);
-  await endSharedSsh(h.state.machineDir(h.machine.name));
+  await releaseHostSide(h.state, record);
   if (mode === 'managedsave') {
     await h.client.domainManagedSave(live.domain);
     return 'saved';
@@ -37,12 +38,13 @@ export async function suspendMachine(h: MachineHandle, mode: SuspendMode): Promi
 
 /** Resumes a suspended machine (paused or saved) and waits until SSH answers again. */
 export async function resumeMachine(h: MachineHandle, options: UpOptions = {}): Promise<'resumed' | 'already running'> {
-  await requireRecord(h);
-  const { status } = await machineStatus(h);
+  const { status } = await machineStatus(h, await requireRecord(h));
   if (status === 'running') return 'already running';
   if (status !== 'paused' && status !== 'suspended') {
     throw new UserError(`machine '${h.machine.name}' is ${status}, not suspended`, { hint: `Run 'vmenv up ${h.machine.name}' to start it.` });
   }
+  // The up pipeline is loaded only for a machine to resume.
+  const { upMachine } = await import('./lifecycle.js');
   const ctx = await upMachine(h, options);
   await ctx.session?.close();
   return 'resumed';

@@ -21,14 +21,13 @@ import { UserError } from '../ui/errors.js';
 import { machineDomainSpec, machineMac, type ManagementNic } from './domain-plan.js';
 import type { Step } from './pipeline.js';
 import { startNatForwarder, stopNatForwarder } from './forwarding.js';
-import { ensureNatNetwork, removeNetworkIfUnused } from './network.js';
+import { DEFAULT_NETWORK, ensureNatNetwork, removeNetworkIfUnused } from './network.js';
 import { newPoolPath } from './pool-path.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
 import { runtimeDirPath } from '../util/runtime-dir.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
-export const DEFAULT_NETWORK = 'vmenv';
 
 /** What `up` of one machine works with, filled in step by step. */
 export interface UpContext {
@@ -345,6 +344,8 @@ function leaseFiles(ctx: UpContext): { leaseFiles?: string } {
 export async function refreshForwardedPorts(ctx: UpContext): Promise<boolean> {
   const nic = ctx.record.nic;
   if (nic?.mode !== 'user' || !ctx.domain) {
+    // A guest that shut down on its own left its forwarder running, on these very ports.
+    await stopNatForwarder(ctx.state, ctx.record);
     const ports = await choosePorts(ctx.machine.forwarded_ports, { previous: ctx.record.ports ?? [], onCorrected: (m) => say(ctx, m) });
     if (JSON.stringify(ports) !== JSON.stringify(ctx.record.ports ?? [])) await save(ctx, (r) => (r.ports = ports));
     return false;
@@ -364,6 +365,11 @@ export async function refreshForwardedPorts(ctx: UpContext): Promise<boolean> {
   });
   await ctx.client.domainDefineXml(await machineDomainXml(ctx, ctx.record.domain!.uuid));
   return true;
+}
+
+/** The NIC recorded for a machine (state from before NICs were recorded: NAT on its configured network). */
+export function recordedNic(record: MachineState, machine: MachineConfig, resourceName: string): ManagementNic {
+  return record.nic ?? { mode: 'nat', network: machine.network.name ?? DEFAULT_NETWORK, mac: machineMac(resourceName) };
 }
 
 /** Finding the IP and waiting for SSH: shared by a new machine and one started again. */
@@ -466,5 +472,4 @@ export async function machineRecord(state: ProjectState, machine: MachineConfig,
   };
 }
 
-export { currentDomain } from './live-domain.js';
 

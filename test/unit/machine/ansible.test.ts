@@ -23,7 +23,7 @@ import {
   yamlString,
   type AnsibleHost,
 } from '../../../src/machine/ansible-inventory.js';
-import type { MachineHandle } from '../../../src/machine/lifecycle.js';
+import type { MachineHandle } from '../../../src/machine/handle.js';
 import { ProjectState } from '../../../src/project/state.js';
 import { fileHostKeyStore, type PinnedKey } from '../../../src/ssh/index.js';
 

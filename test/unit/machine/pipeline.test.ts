@@ -67,6 +67,14 @@ describe('runPipeline', () => {
     expect(rolled).toEqual(['c', 'b: cannot undo b', 'a']);
   });
 
+  it('names the failed step when an earlier one was skipped', async () => {
+    const ctx: Ctx = { log: [] };
+    const err = await runPipeline([step('a', { rollbackFails: true }), step('b', { skip: true }), step('c'), step('d', { fail: true })], ctx, {
+      renderer: 'silent',
+    }).catch((e: unknown) => e);
+    expect((err as PipelineError).step).toBe('d');
+  });
+
   it('leaves everything in place with rollbackOnError: false', async () => {
     const ctx: Ctx = { log: [] };
     await expect(runPipeline([step('a'), step('b', { fail: true })], ctx, { renderer: 'silent', rollbackOnError: false })).rejects.toThrow(
