@@ -22,12 +22,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnsibleProvisioner, ProjectConfig } from '../config/types.js';
 import { ProjectState } from '../project/state.js';
-import { netnsProxyCommand } from '../ssh/config.js';
-import { fileHostKeyStore, writePinnedKnownHosts } from '../ssh/host-key.js';
+import { writePinnedKnownHosts } from '../ssh/host-key.js';
 import { UserError } from '../ui/errors.js';
 import { ansibleErrorLines, playbookArgs, renderInventory, type AnsibleHost } from './ansible-inventory.js';
 import type { MachineHandle } from './handle.js';
-import { GUEST_NETNS_ENV, requireRecord } from './machine-ssh-config.js';
+import { machineSshTarget } from './machine-ssh-config.js';
 import { prefixer } from './output.js';
 import { exitControlMaster } from './shared-ssh.js';
 
@@ -46,22 +45,8 @@ export interface AnsibleRunOptions {
 }
 
 /** The machine as Ansible reaches it, from its recorded state and pinned host key. */
-export async function ansibleHostOf(h: MachineHandle): Promise<AnsibleHost> {
-  const record = await requireRecord(h);
-  const hostKey = await fileHostKeyStore(join(h.state.machineDir(h.machine.name), 'host-key.json')).get();
-  if (!record.ip || !hostKey) {
-    throw new UserError(`machine '${h.machine.name}' has not been reached over SSH yet`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
-  }
-  const netns = process.env[GUEST_NETNS_ENV];
-  return {
-    name: h.machine.name,
-    address: record.ip,
-    port: record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port,
-    user: record.ssh.username,
-    privateKeyFile: record.ssh.privateKeyPath,
-    hostKey,
-    ...(netns ? { proxyCommand: netnsProxyCommand(netns) } : {}),
-  };
+export function ansibleHostOf(h: MachineHandle): Promise<AnsibleHost> {
+  return machineSshTarget(h);
 }
 
 /** A clear error now, rather than ansible's later, when the playbook is not there. */

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { MachineState } from '../project/state.js';
 import { netnsProxyCommand, renderSshConfigHost } from '../ssh/config.js';
-import { fileHostKeyStore, writePinnedKnownHosts } from '../ssh/host-key.js';
+import { fileHostKeyStore, writePinnedKnownHosts, type PinnedKey } from '../ssh/host-key.js';
 import { writeFileAtomicIfChanged } from '../ssh/write-if-changed.js';
 import { UserError } from '../ui/errors.js';
 import type { LibvirtClient } from '../libvirt/client.js';
@@ -24,6 +24,41 @@ export async function requireRecord(h: MachineRef): Promise<MachineState> {
   return record;
 }
 
+/** Where and how a machine is reached over SSH, as OpenSSH and Ansible need it. */
+export interface MachineSshTarget {
+  /** The machine's name (the Host alias, the inventory name). */
+  name: string;
+  /** The recorded IP, or 127.0.0.1 in user mode. */
+  address: string;
+  /** 22 (ssh.port), or the forwarded port in user mode. */
+  port: number;
+  user: string;
+  privateKeyFile: string;
+  /** The guest's host key pinned at first contact. */
+  hostKey: PinnedKey;
+  /** Reaches %h:%p from the guests' network namespace ($VMENV_GUEST_NETNS). */
+  proxyCommand?: string;
+}
+
+/** The machine's SSH target from its state record (read unless given) and its pinned host key. */
+export async function machineSshTarget(h: MachineRef, record?: MachineState): Promise<MachineSshTarget> {
+  record ??= await requireRecord(h);
+  const hostKey = await fileHostKeyStore(join(h.state.machineDir(h.machine.name), 'host-key.json')).get();
+  if (!record.ip || !hostKey) {
+    throw new UserError(`machine '${h.machine.name}' has not been reached over SSH yet`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
+  }
+  const netns = process.env[GUEST_NETNS_ENV];
+  return {
+    name: h.machine.name,
+    address: record.ip,
+    port: record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port,
+    user: record.ssh.username,
+    privateKeyFile: record.ssh.privateKeyPath,
+    hostKey,
+    ...(netns ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+  };
+}
+
 /**
  * An OpenSSH client config for the machine, with its pinned host key in a known_hosts
  * file beside it, that `ssh -F <file> <machine>` and `rsync -e 'ssh -F <file>'` use.
@@ -32,24 +67,18 @@ export async function requireRecord(h: MachineRef): Promise<MachineState> {
  * read it already.
  */
 export async function writeMachineSshConfig(h: MachineRef, record?: MachineState): Promise<{ text: string; path: string }> {
-  record ??= await requireRecord(h);
+  const t = await machineSshTarget(h, record);
   const dir = h.state.machineDir(h.machine.name);
-  const pin = await fileHostKeyStore(join(dir, 'host-key.json')).get();
-  if (!record.ip || !pin) {
-    throw new UserError(`machine '${h.machine.name}' has not been reached over SSH yet`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
-  }
-  const port = record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port;
   const knownHostsFile = join(dir, 'known_hosts');
-  await writePinnedKnownHosts(knownHostsFile, pin, record.ip, port);
-  const netns = process.env[GUEST_NETNS_ENV];
+  await writePinnedKnownHosts(knownHostsFile, t.hostKey, t.address, t.port);
   const text = renderSshConfigHost({
-    name: h.machine.name,
-    hostName: record.ip,
-    port,
-    user: record.ssh.username,
-    identityFile: record.ssh.privateKeyPath,
+    name: t.name,
+    hostName: t.address,
+    port: t.port,
+    user: t.user,
+    identityFile: t.privateKeyFile,
     knownHostsFile,
-    ...(netns ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+    ...(t.proxyCommand !== undefined ? { proxyCommand: t.proxyCommand } : {}),
     comment: `vmenv machine '${h.machine.name}' of ${h.project.dir}`,
   });
   const path = join(dir, 'ssh_config');
@@ -59,7 +88,7 @@ export async function writeMachineSshConfig(h: MachineRef, record?: MachineState
 
 /** Why a machine cannot be reached over SSH, as libvirt sees it: not running, or no address known. */
 export async function whyUnreachable(m: MachineRef, record: MachineState, libvirt: () => Promise<LibvirtClient>): Promise<UserError | undefined> {
-  const { status } = await machineStatus({ ...m, client: await libvirt() });
+  const { status } = await machineStatus({ ...m, client: await libvirt() }, record);
   if (status !== 'running') return new UserError(`machine '${m.machine.name}' is ${status}`, { hint: `Run 'vmenv up ${m.machine.name}' first.` });
   return record.ip ? undefined : noAddress(m);
 }

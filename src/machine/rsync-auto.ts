@@ -19,6 +19,7 @@ import { controlPathArgs, SshMaster, SshMasterError, sshRun } from './ssh-master
 import { ensureFolderSource, guestFolderCommand, rsyncArgs, RsyncError, rsyncFoldersOf, runRsync } from './sync.js';
 import { backoffMs, SyncScheduler, type SyncBatch } from './sync-scheduler.js';
 import { watchIgnore } from './watch-ignore.js';
+import { untilAborted } from '../util/until-aborted.js';
 
 export interface RsyncAutoOptions {
   /** Poll the folders instead of inotify (file systems without it: NFS, some FUSE). */
@@ -124,19 +125,10 @@ async function withMachine<T>(project: ProjectConfig, machine: MachineConfig, si
   const bounded = AbortSignal.any([signal, AbortSignal.timeout(STATE_TIMEOUT_MS)]);
   const h = await openMachine(project, machine, bounded);
   try {
-    return await abortable(fn(h), bounded);
+    return await untilAborted(fn(h), bounded);
   } finally {
     await h.client.close().catch(() => undefined);
   }
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /**
@@ -160,7 +152,7 @@ class MachineLink {
   async ready(signal: AbortSignal): Promise<string> {
     if (this.master?.alive && this.configFile !== undefined) return this.configFile;
     this.connecting ??= this.connect(signal).finally(() => (this.connecting = undefined));
-    return abortable(this.connecting, signal);
+    return untilAborted(this.connecting, signal);
   }
 
   /** Drops the master: the next sync connects again (the guest went away). */

@@ -12,6 +12,7 @@ import { DomainState, domainStateName, isNotFound, openLibvirt } from '../libvir
 import type { LibvirtClient } from '../libvirt/index.js';
 import { pruneMachineIndex } from './machine-index.js';
 import { ProjectState, type MachineState } from './state.js';
+import { untilAborted } from '../util/until-aborted.js';
 
 /** Why an index entry no longer points at a machine. */
 export type StaleReason = 'project folder is gone' | 'vmenv.yaml is gone' | 'machine state is gone' | 'domain is gone';
@@ -107,16 +108,6 @@ type Answer = { state: string } | { gone: true };
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Rejects when the signal aborts; the work itself is left to fail or finish unobserved. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** Asks one libvirt for the domains of its entries, over one connection. */
