@@ -8,23 +8,11 @@
  */
 import type { AnsibleProvisioner } from '../config/types.js';
 import { shQuote } from '../ssh/known-hosts.js';
-import { escapeSshTokens, quoteSshConfigArg, type PinnedKey } from '../ssh/index.js';
+import { escapeSshTokens, quoteSshConfigArg } from '../ssh/config.js';
+import type { MachineSshTarget } from './machine-ssh-config.js';
 
-/** One machine as Ansible reaches it. */
-export interface AnsibleHost {
-  /** The inventory name: the machine's name. */
-  name: string;
-  /** `ansible_host`: the recorded IP, or 127.0.0.1 in user mode. */
-  address: string;
-  /** 22, or the forwarded port in user mode. */
-  port: number;
-  user: string;
-  privateKeyFile: string;
-  /** The guest's host key pinned at first contact: the only key ssh accepts. */
-  hostKey: PinnedKey;
-  /** Reaches %h:%p (a guest inside a network namespace). */
-  proxyCommand?: string;
-}
+/** A machine in the inventory: where and how it is reached over SSH. */
+export type AnsibleHost = MachineSshTarget;
 
 /** A YAML double-quoted scalar: JSON's escapes, with every non-ASCII code point escaped too. */
 export function yamlString(value: string): string {

@@ -9,7 +9,6 @@ import { vmenvHome } from '../../../src/project/home.js';
 import { acquireLock } from '../../../src/util/file-lock.js';
 import {
   addBox,
-  addBoxArchive,
   boxDir,
   boxesDir,
   describeStore,
