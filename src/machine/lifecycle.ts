@@ -9,6 +9,7 @@ import { machineResourceName } from '../project/names.js';
 import { UserError } from '../ui/errors.js';
 import type { MachineHandle } from './handle.js';
 import { currentDomain } from './live-domain.js';
+import { fallbackLoginKeys } from './login.js';
 import { runPipeline, type PipelineOptions, type Step } from './pipeline.js';
 import { GUEST_NETNS_ENV } from './machine-ssh-config.js';
 import { createMachineSteps, machineRecord, reachSteps, recordedNic, refreshForwardedPorts, type UpContext } from './up.js';
@@ -25,6 +26,8 @@ export interface UpOptions extends Pick<PipelineOptions, 'renderer' | 'signal'> 
  */
 export async function upMachine(h: MachineHandle, options: UpOptions = {}): Promise<UpContext> {
   const { record, isNew } = await machineRecord(h.state, h.machine, h.client.uri);
+  // Before anything is made: a missing or encrypted ssh.private_key_path fails here.
+  const fallbackKeys = await fallbackLoginKeys(h.machine);
   const ctx: UpContext = {
     project: h.project,
     machine: h.machine,
@@ -33,6 +36,7 @@ export async function upMachine(h: MachineHandle, options: UpOptions = {}): Prom
     guestNetns: options.guestNetns ?? process.env[GUEST_NETNS_ENV],
     resourceName: machineResourceName(h.project.dir, h.machine.name),
     record,
+    fallbackKeys,
   };
   const live = isNew ? undefined : await currentDomain(h.client, record);
   let steps: Step<UpContext>[];

@@ -26,6 +26,7 @@ import { newPoolPath } from './pool-path.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
 import { runtimeDirPath } from '../util/runtime-dir.js';
+import { keyFileFor, loginKeys, MACHINE_KEY_FILE, replaceInsecureKey, type LoginKey } from './login.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
 
@@ -48,6 +49,8 @@ export interface UpContext {
   ip?: string;
   sshPort?: number;
   session?: SshSession;
+  /** The keys tried after the machine's own (ssh.private_key_path, or Vagrant's insecure pair), read before anything is made. */
+  fallbackKeys: LoginKey[];
 }
 
 const GiB = 1024 ** 3;
@@ -204,7 +207,7 @@ export function createMachineSteps(): Step<UpContext>[] {
     {
       title: 'Write the cloud-init seed',
       async run(ctx) {
-        const key = await ensureMachineKey(join(ctx.state.machineDir(ctx.machine.name), 'id_ed25519'), `vmenv ${ctx.resourceName}`);
+        const key = await ensureMachineKey(join(ctx.state.machineDir(ctx.machine.name), MACHINE_KEY_FILE), `vmenv ${ctx.resourceName}`);
         const dir = await mkdtemp(join(tmpdir(), 'vmenv-seed-'));
         try {
           const iso = join(dir, 'seed.iso');
@@ -411,22 +414,46 @@ export function reachSteps(): Step<UpContext>[] {
     {
       title: 'Wait for SSH',
       async run(ctx, signal, report) {
-        const keyPath = join(ctx.state.machineDir(ctx.machine.name), 'id_ed25519');
-        const key = await ensureMachineKey(keyPath);
-        const { session, elapsedMs } = await waitForSsh({
-          host: ctx.ip!,
-          port: ctx.nic?.mode === 'user' ? ctx.sshPort! : ctx.machine.ssh.port,
-          username: ctx.machine.ssh.username,
-          privateKey: key.privateKey,
-          hostKey: fileHostKeyStore(join(ctx.state.machineDir(ctx.machine.name), 'host-key.json')),
-          ...(ctx.guestNetns ? { proxyCommand: netnsProxyCommand(ctx.guestNetns) } : {}),
-          timeoutMs: ctx.machine.boot.timeout * 1000,
-          signal,
-          label: `machine '${ctx.machine.name}'`,
-          onAttempt: (a) => report.status(`attempt ${a.attempt}: ${a.outcome}`),
-        });
+        const dir = ctx.state.machineDir(ctx.machine.name);
+        const keyPath = join(dir, MACHINE_KEY_FILE);
+        const machineKey = { ...(await ensureMachineKey(keyPath)), path: keyPath };
+        const keys = await loginKeys(machineKey, ctx.record, ctx.fallbackKeys);
+        const connect = (offer: LoginKey[], timeoutMs: number): ReturnType<typeof waitForSsh> =>
+          waitForSsh({
+            host: ctx.ip!,
+            port: ctx.nic?.mode === 'user' ? ctx.sshPort! : ctx.machine.ssh.port,
+            username: ctx.machine.ssh.username,
+            privateKey: offer[0]!.privateKey,
+            privateKeyLabel: offer[0]!.label,
+            fallbackKeys: offer.slice(1),
+            hostKey: fileHostKeyStore(join(dir, 'host-key.json')),
+            ...(ctx.guestNetns ? { proxyCommand: netnsProxyCommand(ctx.guestNetns) } : {}),
+            timeoutMs,
+            signal,
+            label: `machine '${ctx.machine.name}'`,
+            onAttempt: (a) => report.status(`attempt ${a.attempt}: ${a.outcome}`),
+          });
+        const { session, elapsedMs } = await connect(keys, ctx.machine.boot.timeout * 1000);
+        const used = keys[session.acceptedKey.index]!;
         ctx.session = session;
-        report.title(`SSH ready (${(elapsedMs / 1000).toFixed(1)} s)`);
+        let note = '';
+        if (used.machine) {
+          if (ctx.record.ssh.privateKeyPath !== keyPath) await save(ctx, (r) => (r.ssh.privateKeyPath = keyPath));
+        } else if (used.insecure && ctx.machine.ssh.insert_key) {
+          report.status(`logged in with ${used.label}: replacing it with the machine's key`);
+          const own = keys.find((k) => k.machine)!;
+          ctx.session = await replaceInsecureKey(session, own, async () => (await connect([own], 60_000)).session, signal);
+          await save(ctx, (r) => {
+            r.ssh.privateKeyPath = keyPath;
+            r.ssh.keyInserted = new Date().toISOString();
+          });
+          note = `; ${used.label} replaced with the machine's key`;
+        } else {
+          const path = await keyFileFor(used, dir);
+          if (ctx.record.ssh.privateKeyPath !== path) await save(ctx, (r) => (r.ssh.privateKeyPath = path));
+          note = `; logged in with ${used.label}${used.insecure ? ', kept (ssh.insert_key is false)' : ''}`;
+        }
+        report.title(`SSH ready (${(elapsedMs / 1000).toFixed(1)} s${note})`);
       },
     },
     {
@@ -466,7 +493,7 @@ export async function machineRecord(state: ProjectState, machine: MachineConfig,
       machine: machine.name,
       uri,
       pool: machine.pool,
-      ssh: { username: machine.ssh.username, privateKeyPath: join(state.machineDir(machine.name), 'id_ed25519') },
+      ssh: { username: machine.ssh.username, privateKeyPath: join(state.machineDir(machine.name), MACHINE_KEY_FILE) },
     }),
     isNew: true,
   };

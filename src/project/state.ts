@@ -33,8 +33,12 @@ export interface MachineState {
   box?: { name: string; version: string };
   volumes: OwnedVolume[];
   networks: OwnedNetwork[];
-  /** The machine's key; the guest's pinned host key is in host-key.json beside it. */
-  ssh: { username: string; privateKeyPath: string };
+  /**
+   * The key later commands log in with (the machine's own, or the one `up` found in use
+   * with `ssh.insert_key: false`); the guest's pinned host key is in host-key.json beside
+   * it. `keyInserted`: when `up` replaced a Vagrant insecure key with the machine's key.
+   */
+  ssh: { username: string; privateKeyPath: string; keyInserted?: string };
   /** The management NIC: a libvirt network, or user-mode networking with SSH forwarded. */
   nic?: { mode: 'nat'; network: string; mac: string } | { mode: 'user'; mac: string; sshHostPort: number; forwards?: PortMapping[] };
   /** The forwarded ports in effect (after auto_correct). */

@@ -52,6 +52,14 @@ export interface ConnectSshOptions {
   username: string;
   /** The private key's text (OpenSSH or PEM format, unencrypted). */
   privateKey: string | Buffer;
+  /** How messages name `privateKey`, e.g. "the machine's key". */
+  privateKeyLabel?: string;
+  /**
+   * Keys offered after `privateKey` on the same connection, in order, until the server
+   * accepts one (`SshSession.acceptedKey` says which): a box that expects another key
+   * costs no second connection.
+   */
+  fallbackKeys?: readonly SshIdentity[];
   /** The machine's pinned host key: verified when set, recorded on first contact. */
   hostKey: HostKeyStore;
   /** Bound on TCP connect + handshake + authentication (+ jump/proxy). Default 20 s. */
@@ -78,6 +86,20 @@ export interface ConnectSshOptions {
   label?: string;
   /** ssh2's debug lines. */
   debug?: (line: string) => void;
+}
+
+/** A private key to offer, and how messages name it. */
+export interface SshIdentity {
+  privateKey: string | Buffer;
+  label?: string;
+}
+
+/** The key the server accepted: its place among those offered (0: `privateKey`). */
+export interface AcceptedKey {
+  index: number;
+  label: string | undefined;
+  /** `SHA256:…` of its public half. */
+  fingerprint: string;
 }
 
 export interface PtyRequest {
@@ -149,6 +171,8 @@ export interface SshSession {
   readonly pinnedNow: boolean;
   /** The server's software version from its banner, e.g. `OpenSSH_9.2p1` (empty when unknown). */
   readonly serverSoftware: string;
+  /** The key that logged in. */
+  readonly acceptedKey: AcceptedKey;
   readonly closed: boolean;
   exec(command: string, options?: ExecOptions): Promise<ExecResult>;
   /** An interactive session; resolves with the remote exit status when it ends. */
@@ -214,11 +238,23 @@ const HINTS: Partial<Record<SshFailureKind, string>> = {
   protocol: 'The server and vmenv could not agree on the SSH protocol; the guest image may be very old or its sshd misconfigured.',
 };
 
-function authHint(username: string): string {
+function keyFingerprintOf(key: ParsedKey): string {
+  return pinnedKeyFromBlob(key.getPublicSSH()).fingerprint;
+}
+
+/** "the server refused the key ssh-ed25519 SHA256:…", or every key offered, each with its name. */
+function refusedKeysText(keys: RawOptions['keys']): string {
+  const one = (k: RawOptions['keys'][number]): string => `${k.key.type} ${keyFingerprintOf(k.key)}${k.label ? ` (${k.label})` : ''}`;
+  if (keys.length === 1) return `the server refused the key ${one(keys[0]!)}`;
+  return `the server refused all ${keys.length} keys offered: ${keys.map(one).join(', ')}`;
+}
+
+function authHint(username: string, keys: number): string {
+  const what = keys === 1 ? 'the key' : `any of the ${keys} keys`;
   return (
-    `The guest's sshd answered but did not accept the machine's key for '${username}'. The key was not installed there ` +
-    `(a box that ignores the cloud-init seed? then set ssh.private_key_path to the key it expects), or the user ` +
-    `'${username}' does not exist in the guest (set ssh.username).`
+    `The guest's sshd answered but did not accept ${what} for '${username}': ${keys === 1 ? 'it is' : 'they are'} not installed there. A box that ignores the cloud-init seed ` +
+    `expects a key of its own: set ssh.private_key_path in vmenv.yaml to the private key it expects (Vagrant's insecure ` +
+    `keys are tried unless it is set); or the user '${username}' does not exist in the guest (set ssh.username).`
   );
 }
 
@@ -226,6 +262,7 @@ interface Raw {
   client: Ssh2Client;
   hostKey: PinnedKey;
   pinnedNow: boolean;
+  acceptedKey: AcceptedKey;
   /** Things to end with the connection (jump client, proxy process). */
   cleanups: Array<() => void>;
 }
@@ -234,7 +271,8 @@ interface RawOptions {
   host: string;
   port: number;
   username: string;
-  key: ParsedKey;
+  /** Offered in order on the one connection. */
+  keys: ReadonlyArray<{ key: ParsedKey; label?: string | undefined }>;
   verify: (offered: Buffer) => Promise<PinnedKey | 'match'>;
   pinned: string[];
   target: string;
@@ -318,7 +356,7 @@ function openRaw(o: RawOptions): Promise<Raw> {
       let msg: string;
       switch (kind) {
         case 'auth':
-          msg = `SSH authentication failed for ${o.target}: the server refused the key ${o.key.type} ${pinnedKeyFromBlob(o.key.getPublicSSH()).fingerprint}`;
+          msg = `SSH authentication failed for ${o.target}: ${refusedKeysText(o.keys)}`;
           break;
         case 'refused':
           msg = `nothing accepts SSH connections at ${o.target} (connection refused)`;
@@ -332,7 +370,7 @@ function openRaw(o: RawOptions): Promise<Raw> {
         default:
           msg = `cannot connect to ${o.target}: ${detail}`;
       }
-      fail(new SshError(kind, msg, o.target, { cause: err, hint: kind === 'auth' ? authHint(o.username) : HINTS[kind] }));
+      fail(new SshError(kind, msg, o.target, { cause: err, hint: kind === 'auth' ? authHint(o.username, o.keys.length) : HINTS[kind] }));
     };
     const onClose = (): void => {
       if (settled || failing) return;
@@ -357,13 +395,20 @@ function openRaw(o: RawOptions): Promise<Raw> {
           // From here the owner listens; until it does (a jump host's connection while the
           // guest's is being set up), an error must not go unhandled.
           client.on('error', () => undefined);
-          resolve({ client, hostKey: offered!, pinnedNow: offeredNew !== undefined, cleanups: [] });
+          const k = o.keys[Math.max(0, offeredIndex)]!;
+          resolve({
+            client,
+            hostKey: offered!,
+            pinnedNow: offeredNew !== undefined,
+            acceptedKey: { index: Math.max(0, offeredIndex), label: k.label, fingerprint: keyFingerprintOf(k.key) },
+            cleanups: [],
+          });
         },
         (err: unknown) => fail(err),
       );
     });
 
-    let first = true;
+    let offeredIndex = -1;
     const cfg: ConnectConfig = {
       host: o.host,
       port: o.port,
@@ -386,12 +431,15 @@ function openRaw(o: RawOptions): Promise<Raw> {
         );
       },
       algorithms: { serverHostKey: preferredHostKeyAlgorithms(o.pinned) },
-      // Straight to the key: no "none" round trip, no other method.
+      // Straight to the keys, one after another: no "none" round trip, no other method.
       authHandler: (_left, _partial, next) => {
-        if (first) {
-          first = false;
-          next({ type: 'publickey', username: o.username, key: o.key });
-        } else next(false as unknown as ssh2.AnyAuthMethod);
+        const k = o.keys[offeredIndex + 1];
+        if (k === undefined) {
+          next(false as unknown as ssh2.AnyAuthMethod);
+          return;
+        }
+        offeredIndex++;
+        next({ type: 'publickey', username: o.username, key: k.key });
       },
     };
     if (o.sock) cfg.sock = o.sock;
@@ -500,7 +548,10 @@ export async function connectSsh(opts: ConnectSshOptions): Promise<SshSession> {
   const port = opts.port ?? DEFAULT_SSH_PORT;
   const target = sshTargetLabel(opts);
   const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-  const key = parsePrivateKey(opts.privateKey, `the private key for ${target}`);
+  const keys = [
+    { key: parsePrivateKey(opts.privateKey, opts.privateKeyLabel ?? `the private key for ${target}`), label: opts.privateKeyLabel },
+    ...(opts.fallbackKeys ?? []).map((k, i) => ({ key: parsePrivateKey(k.privateKey, k.label ?? `key ${i + 2} for ${target}`), label: k.label })),
+  ];
   const pin = await opts.hostKey.get();
   const storeName = opts.hostKey.describe?.();
   const keepaliveIntervalMs = opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
@@ -558,7 +609,7 @@ export async function connectSsh(opts: ConnectSshOptions): Promise<SshSession> {
         host: j.host,
         port: jport,
         username: j.username,
-        key: jkey,
+        keys: [{ key: jkey }],
         verify,
         pinned,
         target: jtarget,
@@ -586,7 +637,7 @@ export async function connectSsh(opts: ConnectSshOptions): Promise<SshSession> {
       host: opts.host,
       port,
       username: opts.username,
-      key,
+      keys,
       verify: async (offered) => {
         const v = compareHostKey(pin, offered, { target, ...(storeName ? { store: storeName } : {}) });
         return v.status === 'match' ? 'match' : v.key;
@@ -618,6 +669,7 @@ class Session implements SshSession {
   readonly hostKey: PinnedKey;
   readonly pinnedNow: boolean;
   readonly serverSoftware: string;
+  readonly acceptedKey: AcceptedKey;
   private readonly client: Ssh2Client;
   private isClosed = false;
   private lostError: SshError | undefined;
@@ -634,6 +686,7 @@ class Session implements SshSession {
     this.client = raw.client;
     this.hostKey = raw.hostKey;
     this.pinnedNow = raw.pinnedNow;
+    this.acceptedKey = raw.acceptedKey;
     this.serverSoftware = (this.client as unknown as { _remoteVer?: string })._remoteVer ?? '';
     this.closedPromise = new Promise<void>((resolve) => {
       this.client.on('error', (err: Error & { level?: string }) => {

@@ -80,6 +80,40 @@ describe('host key pinning', () => {
     expect(store.current).toBeUndefined();
   });
 
+  it('offers the fallback keys on the same connection and says which one got in', async () => {
+    const before = server.connections;
+    const s = await connectSsh({
+      ...base(),
+      privateKey: strangerKey.private,
+      privateKeyLabel: "the machine's key",
+      fallbackKeys: [{ privateKey: otherHostKey.private, label: 'first fallback' }, { privateKey: userKey.private, label: 'second fallback' }],
+      hostKey: memoryHostKeyStore(),
+    });
+    expect(s.acceptedKey).toEqual({ index: 2, label: 'second fallback', fingerprint: pinnedKeyFromBlob(parsedKey(userKey.public).getPublicSSH()).fingerprint });
+    expect(server.connections - before).toBe(1);
+    await s.close();
+    const own = await connectSsh({ ...base(), fallbackKeys: [{ privateKey: strangerKey.private }], hostKey: memoryHostKeyStore() });
+    expect(own.acceptedKey.index).toBe(0);
+    await own.close();
+  });
+
+  it('names every key it offered when the server refuses them all', async () => {
+    const err = await connectSsh({
+      ...base(),
+      privateKey: strangerKey.private,
+      privateKeyLabel: "the machine's key",
+      fallbackKeys: [{ privateKey: otherHostKey.private, label: "Vagrant's insecure ed25519 key" }],
+      hostKey: memoryHostKeyStore(),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SshError);
+    const e = err as SshError;
+    expect(e.kind).toBe('auth');
+    expect(e.message).toMatch(/^SSH authentication failed for vagrant@127\.0\.0\.1:\d+: the server refused all 2 keys offered: /);
+    expect(e.message).toContain(`ssh-ed25519 ${pinnedKeyFromBlob(parsedKey(strangerKey.public).getPublicSSH()).fingerprint} (the machine's key)`);
+    expect(e.message).toContain("(Vagrant's insecure ed25519 key)");
+    expect(e.hint).toMatch(/any of the 2 keys for 'vagrant'.*ssh\.private_key_path/s);
+  });
+
   it('fails when the pin cannot be stored', async () => {
     const store = { get: async () => undefined, set: async () => Promise.reject(new Error('disk full')) };
     await expect(connectSsh({ ...base(), hostKey: store })).rejects.toThrow('disk full');
