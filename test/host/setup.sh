@@ -68,6 +68,9 @@ install_packages
 prepare_dirs() {
   install -d -m 0755 "$VMENV_STATE"   # traversable: qemu (libvirt-qemu) reads the pool under it
   install -d -m 0755 "$VMENV_STATE"/{lib,run,log,cache} "$VMENV_POOL_DIR"
+  # The system daemon's QEMU driver does not make its log folder (Debian's package does,
+  # for /var/log/libvirt/qemu): without it no domain starts ("Unable to open file: …/qemu/<domain>.log").
+  install -d -m 0755 "$VMENV_STATE/log/qemu"
   install -d -m 0700 "$VMENV_PID_DIR"
   install -d -m 0755 "$VMENV_SOCK_PARENT"
   install -d -m 0755 "$VMENV_SOCK_DIR"
