@@ -70,7 +70,12 @@ async function uploadOne(
   options: EnsureOptions,
 ): Promise<StorageVolRef> {
   const size = (await stat(disk.path)).size;
-  await client.storagePoolRefresh(pool);
+  // A refresh picks up volume files made behind libvirt's back. libvirt refuses it while
+  // any volume of the pool is being uploaded (another box, another project): the
+  // volumes it lists then are current enough, since it made them itself.
+  await client.storagePoolRefresh(pool).catch((err: unknown) => {
+    if (!(err instanceof Error) || !/asynchronous jobs running/.test(err.message)) throw err;
+  });
   try {
     const existing = await client.storageVolLookupByName(pool, name);
     if (await isComplete(client, existing, size)) return existing;
