@@ -356,10 +356,10 @@ export const sshFields = {
   username: str('User vmenv logs in as.', { default: 'vagrant' }),
   port: port("The guest's SSH port.", 22),
   private_key_path: str(
-    "Private key to log in with, for boxes that expect their own key (relative to the project folder; ~ expands). Default: the machine's own ed25519 key, generated at the first up.",
+    "Private key for boxes that expect their own key (relative to the project folder; ~ expands): offered after the machine's own key, instead of Vagrant's insecure keys. Default: none (the machine's ed25519 key, made at the first up, then Vagrant's insecure keys).",
     { hostPath: true },
   ),
-  insert_key: bool("Replace a box's well-known insecure key with the machine's own key on first contact.", true),
+  insert_key: bool("When up got in with one of Vagrant's insecure keys, put the machine's own key in its place (false: keep logging in with the key that worked).", true),
 } satisfies FieldsOf<SshConfig>;
 
 export const syncedFolderFields = {
