@@ -25,6 +25,7 @@ import { DEFAULT_NETWORK, ensureNatNetwork, removeNetworkIfUnused } from './netw
 import { newPoolPath } from './pool-path.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
+import { machineCloudInit, type MachineCloudInit } from './cloud-init.js';
 import { runtimeDirPath } from '../util/runtime-dir.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
@@ -48,6 +49,8 @@ export interface UpContext {
   ip?: string;
   sshPort?: number;
   session?: SshSession;
+  /** The machine's own cloud_init, read before anything is made. */
+  cloudInit?: MachineCloudInit;
 }
 
 const GiB = 1024 ** 3;
@@ -125,6 +128,14 @@ export async function ensureExtraDisks(ctx: Pick<UpContext, 'client' | 'machine'
 /** The steps that create and start a machine that does not exist yet. */
 export function createMachineSteps(): Step<UpContext>[] {
   return [
+    {
+      title: 'Read cloud_init',
+      skip: (ctx) => ctx.machine.cloud_init.user_data === undefined && ctx.machine.cloud_init.network_config === undefined,
+      async run(ctx) {
+        ctx.cloudInit = await machineCloudInit(ctx.machine, ctx.project.dir, machineMac(ctx.resourceName));
+        for (const w of ctx.cloudInit.warnings) say(ctx, w);
+      },
+    },
     {
       title: 'Find the box',
       async run(ctx, _signal, report) {
@@ -214,6 +225,9 @@ export function createMachineSteps(): Step<UpContext>[] {
               instanceId: `${ctx.resourceName}-${Date.now().toString(36)}`,
               hostname: ctx.machine.hostname,
               sshAuthorizedKeys: [key.publicKey],
+              loginUser: ctx.machine.ssh.username,
+              ...(ctx.cloudInit?.userData ? { userData: ctx.cloudInit.userData } : {}),
+              ...(ctx.cloudInit?.networkConfig ? { networkConfig: ctx.cloudInit.networkConfig } : {}),
             }),
           );
           const name = machineVolumeNames(ctx.resourceName).seed;
