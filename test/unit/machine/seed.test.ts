@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { parseUserData } from '../../../src/config/cloud-init.js';
 import { mergeUserData, renderSeed, type SeedSpec, writeSeedIso } from '../../../src/machine/seed.js';
 import { UserError } from '../../../src/ui/errors.js';
 
@@ -145,6 +146,36 @@ describe("the user's own #cloud-config merged with vmenv's", () => {
     expect(text).toContain('e: 2024-01-02\n');
     expect(text).toContain('f: true\n');
     expect(parse(text, { version: '1.1' })).toMatchObject({ a: 'yes', b: '0644', c: 'on', d: 420, f: true });
+  });
+
+  it("cloud-init's own YAML reader (PyYAML, as Ansible brings it) reads the merged user-data as the user's document", () => {
+    const text = [
+      '#cloud-config',
+      'write_files:',
+      '  - { path: /etc/x, permissions: 0644, content: "a: b" }',
+      "upgrade: yes",
+      'quoted: "yes"',
+      "mode: '0644'",
+      'when: 2024-01-02',
+      'sexagesimal: 12:30',
+      'runcmd:',
+      '  - [sh, -c, "echo \\"hi\\" # not a comment"]',
+      '  - echo on',
+      `long: ${'word '.repeat(30).trim()}`,
+      '',
+    ].join('\n');
+    const parsed = parseUserData(text);
+    if (!('doc' in parsed)) throw new Error(parsed.problem);
+    const pyyaml = (t: string): Record<string, unknown> =>
+      JSON.parse(
+        execFileSync('python3', ['-c', 'import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read()), default=str))'], {
+          input: t,
+          encoding: 'utf8',
+        }),
+      ) as Record<string, unknown>;
+    const { hostname, ssh_authorized_keys, ...rest } = pyyaml(renderSeed({ ...base, userData: parsed.doc })['user-data']);
+    expect({ hostname, ssh_authorized_keys }).toEqual({ hostname: 'web', ssh_authorized_keys: [key] });
+    expect(rest).toEqual(pyyaml(text));
   });
 
   it("the user's network-config replaces the default, without its network: wrapper", () => {
