@@ -131,9 +131,11 @@ export function createMachineSteps(): Step<UpContext>[] {
     {
       title: 'Read cloud_init',
       skip: (ctx) => ctx.machine.cloud_init.user_data === undefined && ctx.machine.cloud_init.network_config === undefined,
-      async run(ctx) {
+      async run(ctx, _signal, report) {
         ctx.cloudInit = await machineCloudInit(ctx.machine, ctx.project.dir, machineMac(ctx.resourceName));
         for (const w of ctx.cloudInit.warnings) say(ctx, w);
+        const name = ctx.cloudInit.userData?.['hostname'] ?? ctx.cloudInit.userData?.['fqdn'];
+        if (typeof name === 'string' && name !== ctx.machine.hostname) report.title(`Read cloud_init (host name ${name}, from user_data)`);
       },
     },
     {

@@ -87,6 +87,7 @@ describe('cloud_init with the tiny box', () => {
   it('up applies the merged seed: host name, a second user with groups, sudo and its own key', async () => {
     const up = ok(await vmenv(['up']));
     expect(up.stderr).not.toMatch(/no DHCPv4/);
+    expect(up.stdout).toMatch(/Read cloud_init \(host name shop-dev, from user_data\)/);
     // vmenv's own login: the box's default user with the machine's key
     expect(await guest('id -un; hostname')).toBe('vagrant\nshop-dev\n');
     expect(await guest('id -nG deploy | tr " " "\\n" | sort | tr "\\n" " "')).toMatch(/\bops\b.*\bweb\b/);
