@@ -15,12 +15,37 @@ export type CloudInitDoc = Record<string, unknown>;
 export type ParsedDoc = { doc: CloudInitDoc } | { problem: string; line?: number };
 
 /**
+ * PyYAML's implicit types where the yaml package's YAML 1.1 differs: no y/n booleans,
+ * no decimal with a leading 0, floats need a dot and a signed exponent, sexagesimal
+ * from 1. Keyed by type and the yaml package's format.
+ */
+const PYYAML_TESTS: Record<string, RegExp> = {
+  'bool:true': /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/,
+  'bool:false': /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/,
+  'int:': /^[-+]?(?:0|[1-9][0-9_]*)$/,
+  'int:TIME': /^[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+$/,
+  'float:': /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)$/,
+  'float:EXP': /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)[eE][-+][0-9]+$/,
+};
+
+/** YAML 1.1 types whose values are not JSON (the checked config is cached as JSON): their text is kept. */
+const NOT_JSON = new Set(['timestamp', 'binary', 'omap', 'pairs', 'set'].map((t) => `tag:yaml.org,2002:${t}`));
+
+/**
  * YAML options for cloud-init's documents, reading and writing: YAML 1.1 as PyYAML has it,
- * but timestamps kept as the text written (a date in a message stays that date).
+ * but timestamps (and binary, omap, pairs, set) kept as the text written, so a date stays
+ * the date written and the document stays plain JSON.
  */
 export const CLOUD_YAML = {
   version: '1.1',
-  customTags: (tags: Tags): Tags => tags.filter((t) => typeof t === 'string' || t.tag !== 'tag:yaml.org,2002:timestamp'),
+  customTags: (tags: Tags): Tags =>
+    tags.filter((t) => typeof t === 'string' || !NOT_JSON.has(t.tag)).map((t) => {
+      if (typeof t === 'string' || !('test' in t) || t.test === undefined || t.test.test('.inf')) return t;
+      const kind = t.tag.replace('tag:yaml.org,2002:', '');
+      const key = kind === 'bool' ? `bool:${t.test.test('true')}` : `${kind}:${t.format ?? ''}`;
+      const test = PYYAML_TESTS[key];
+      return test === undefined ? t : { ...t, test };
+    }),
 } as const;
 
 export const CLOUD_CONFIG_HEADER = '#cloud-config';

@@ -148,6 +148,17 @@ describe("the user's own #cloud-config merged with vmenv's", () => {
     expect(parse(text, { version: '1.1' })).toMatchObject({ a: 'yes', b: '0644', c: 'on', d: 420, f: true });
   });
 
+  // JSON of what PyYAML reads; infinities and NaN as text (JSON has none, and NaN is not NaN).
+  const PYYAML_TO_JSON = [
+    'import sys, json, math, yaml',
+    'def f(v):',
+    '    if isinstance(v, dict): return {str(k): f(x) for k, x in v.items()}',
+    '    if isinstance(v, list): return [f(x) for x in v]',
+    "    if isinstance(v, float) and not math.isfinite(v): return 'float ' + repr(v)",
+    '    return v',
+    'print(json.dumps(f(yaml.safe_load(sys.stdin.read())), default=str))',
+  ].join('\n');
+
   it("cloud-init's own YAML reader (PyYAML, as Ansible brings it) reads the merged user-data as the user's document", () => {
     const text = [
       '#cloud-config',
@@ -162,13 +173,16 @@ describe("the user's own #cloud-config merged with vmenv's", () => {
       '  - [sh, -c, "echo \\"hi\\" # not a comment"]',
       '  - echo on',
       `long: ${'word '.repeat(30).trim()}`,
+      'short_bools: [y, n, Y, N]', // strings to PyYAML, booleans to the yaml package's 1.1
+      'numbers: [1e5, 1.5e+3, 1.0e5, 09, 0:30, 1:30, 0x1F, 0o17, 010, .5, -.5, .inf, -.Inf, .nan, 1_000, 3.]',
+      'nulls: [~, null, Null, ""]',
       '',
     ].join('\n');
     const parsed = parseUserData(text);
     if (!('doc' in parsed)) throw new Error(parsed.problem);
     const pyyaml = (t: string): Record<string, unknown> =>
       JSON.parse(
-        execFileSync('python3', ['-c', 'import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read()), default=str))'], {
+        execFileSync('python3', ['-c', PYYAML_TO_JSON], {
           input: t,
           encoding: 'utf8',
         }),
