@@ -165,7 +165,7 @@ for (const shell of shells) {
         }
       }
       expect(checked).toBeGreaterThan(60);
-    });
+    }, 60_000); // 80 runs of the script: over 10 s on a loaded machine
 
     it("reads the seeds vmenv's own seed writer renders (long keys folded over lines)", () => {
       needs();
