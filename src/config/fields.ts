@@ -8,9 +8,12 @@
  */
 import { isIP } from 'node:net';
 import { type LibvirtUri, parseLibvirtUri } from '../libvirt/uri.js';
+import { CLOUD_CONFIG_HEADER, networkConfigProblems, ONLY_CLOUD_CONFIG, otherUserDataKind, parseUserData, userDataProblems } from './cloud-init.js';
 import type {
   AnsibleProvisioner,
   BootConfig,
+  CloudInitConfig,
+  CloudInitSource,
   DiskConfig,
   FileProvisioner,
   ForwardedPort,
@@ -488,6 +491,75 @@ export const forwardedPortFields = {
   auto_correct: bool('Pick another free host port when this one is taken.', false),
 } satisfies FieldsOf<ForwardedPort>;
 
+function userDataTextProblem(text: string): string | undefined {
+  if (text.startsWith(CLOUD_CONFIG_HEADER)) {
+    const parsed = parseUserData(text);
+    if (!('problem' in parsed)) return undefined;
+    return parsed.line === undefined ? `the #cloud-config text ${parsed.problem}` : `the #cloud-config text ${parsed.problem} (its line ${parsed.line})`;
+  }
+  const kind = otherUserDataKind(text);
+  if (kind !== undefined) return `is ${kind}, not #cloud-config: ${ONLY_CLOUD_CONFIG}`;
+  if (text.includes('\n')) return `must be a file name, a mapping or text starting with ${CLOUD_CONFIG_HEADER}, got text over several lines`;
+  return undefined;
+}
+
+function userDataText(text: string): CloudInitSource {
+  if (!text.startsWith(CLOUD_CONFIG_HEADER)) return { file: text };
+  const parsed = parseUserData(text);
+  return { inline: 'doc' in parsed ? parsed.doc : {} };
+}
+
+/** A cloud-init document: a file on the host, or inline (a mapping; for user data also #cloud-config text). */
+function cloudInitDocument(description: string, text: StringField): UnionField {
+  return {
+    kind: 'union',
+    description,
+    what: text.check === undefined ? 'a file name or a mapping' : `a file name, a mapping or text starting with ${CLOUD_CONFIG_HEADER}`,
+    options: [
+      text,
+      {
+        kind: 'map',
+        description: 'The document inline, as cloud-init reads it (keys are not checked by vmenv beyond those it merges).',
+        value: { kind: 'any', description: 'Any value.' },
+        normalize: (inline: Record<string, unknown>): CloudInitSource => ({ inline }),
+      },
+    ],
+  };
+}
+
+export const cloudInitFields = {
+  user_data: cloudInitDocument(
+    "Your own #cloud-config: a file relative to the project folder, a mapping, or text starting with #cloud-config. Merged with vmenv's seed: vmenv's user and the machine's key stay in, your hostname wins, everything else (packages, runcmd, write_files, …) is passed on. Scripts and MIME multipart are refused.",
+    str('A file relative to the project folder (~ expands), or text starting with #cloud-config.', {
+      check: userDataTextProblem,
+      normalize: userDataText,
+    }),
+  ),
+  network_config: cloudInitDocument(
+    "A network-config (version 1 or 2): a file relative to the project folder, or a mapping. Replaces vmenv's default (DHCP on the first NIC, the management NIC).",
+    str('A file relative to the project folder (~ expands).', {
+      check: (v) => (v.includes('\n') ? 'must be a file name or a mapping, got text over several lines (write the mapping itself, without |)' : undefined),
+      normalize: (file: string): CloudInitSource => ({ file }),
+    }),
+  ),
+} satisfies FieldsOf<CloudInitConfig>;
+
+export const cloudInitField: ObjectField = {
+  kind: 'object',
+  description: "Your own cloud-init user data and network config, merged with vmenv's seed at the machine's first up.",
+  fields: cloudInitFields,
+  merge: 'deep',
+  def: 'cloudInit',
+  check: (value, report) => {
+    const inline = (v: unknown): Record<string, unknown> | undefined =>
+      v !== undefined && v !== null && typeof v === 'object' && 'inline' in v ? (v as { inline: Record<string, unknown> }).inline : undefined;
+    const user = inline(value['user_data']);
+    if (user !== undefined) for (const p of userDataProblems(user)) report('user_data', p);
+    const net = inline(value['network_config']);
+    if (net !== undefined) for (const p of networkConfigProblems(net)) report('network_config', p);
+  },
+};
+
 /** The settings of a machine, at the top level (defaults for every machine) and under machines.<name>. */
 export const machineFields = {
   box: boxField,
@@ -552,6 +624,7 @@ export const machineFields = {
     },
   },
   suspend_mode: oneOf("How 'suspend' works: pause (the guest keeps its memory on the host) or managedsave (saved to disk).", ['pause', 'managedsave'], 'pause'),
+  cloud_init: cloudInitField,
 } satisfies FieldsOf<Omit<MachineConfig, 'name' | 'primary'>>;
 
 /** A machine under machines:, overriding the top-level settings. */

@@ -148,6 +148,21 @@ export interface ForwardedPort {
   auto_correct: boolean;
 }
 
+/**
+ * A cloud-init document as vmenv.yaml gives it: a file, as written (relative to the
+ * project folder, `~` expands; read and checked at the machine's first `up`), or inline
+ * (a mapping, or `#cloud-config` text already parsed).
+ */
+export type CloudInitSource = { file: string } | { inline: Record<string, unknown> };
+
+/** The user's own cloud-init, merged with vmenv's seed (see machine/seed.ts). */
+export interface CloudInitConfig {
+  /** `#cloud-config` user data; vmenv's user, key and host name are merged in. */
+  user_data: CloudInitSource | undefined;
+  /** network-config (v1 or v2), instead of DHCP on the first NIC. */
+  network_config: CloudInitSource | undefined;
+}
+
 /** One machine, with the top-level defaults and its own overrides merged and every default filled. */
 export interface MachineConfig {
   /** The key under `machines:`, or `default` when the file has no `machines:`. */
@@ -178,6 +193,7 @@ export interface MachineConfig {
   disks: DiskConfig[];
   forwarded_ports: ForwardedPort[];
   suspend_mode: SuspendMode;
+  cloud_init: CloudInitConfig;
 }
 
 export interface ProjectConfig {

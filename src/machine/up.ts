@@ -25,6 +25,7 @@ import { DEFAULT_NETWORK, ensureNatNetwork, removeNetworkIfUnused } from './netw
 import { newPoolPath } from './pool-path.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
+import { machineCloudInit, type MachineCloudInit } from './cloud-init.js';
 import { runtimeDirPath } from '../util/runtime-dir.js';
 import { keyFileFor, loginKeys, MACHINE_KEY_FILE, replaceInsecureKey, type LoginKey } from './login.js';
 
@@ -51,6 +52,8 @@ export interface UpContext {
   session?: SshSession;
   /** The keys tried after the machine's own (ssh.private_key_path, or Vagrant's insecure pair), read before anything is made. */
   fallbackKeys: LoginKey[];
+  /** The machine's own cloud_init, read before anything is made. */
+  cloudInit?: MachineCloudInit;
 }
 
 const GiB = 1024 ** 3;
@@ -128,6 +131,16 @@ export async function ensureExtraDisks(ctx: Pick<UpContext, 'client' | 'machine'
 /** The steps that create and start a machine that does not exist yet. */
 export function createMachineSteps(): Step<UpContext>[] {
   return [
+    {
+      title: 'Read cloud_init',
+      skip: (ctx) => ctx.machine.cloud_init.user_data === undefined && ctx.machine.cloud_init.network_config === undefined,
+      async run(ctx, _signal, report) {
+        ctx.cloudInit = await machineCloudInit(ctx.machine, ctx.project.dir, machineMac(ctx.resourceName));
+        for (const w of ctx.cloudInit.warnings) say(ctx, w);
+        const name = ctx.cloudInit.userData?.['hostname'] ?? ctx.cloudInit.userData?.['fqdn'];
+        if (typeof name === 'string' && name !== ctx.machine.hostname) report.title(`Read cloud_init (host name ${name}, from user_data)`);
+      },
+    },
     {
       title: 'Find the box',
       async run(ctx, _signal, report) {
@@ -217,6 +230,9 @@ export function createMachineSteps(): Step<UpContext>[] {
               instanceId: `${ctx.resourceName}-${Date.now().toString(36)}`,
               hostname: ctx.machine.hostname,
               sshAuthorizedKeys: [key.publicKey],
+              loginUser: ctx.machine.ssh.username,
+              ...(ctx.cloudInit?.userData ? { userData: ctx.cloudInit.userData } : {}),
+              ...(ctx.cloudInit?.networkConfig ? { networkConfig: ctx.cloudInit.networkConfig } : {}),
             }),
           );
           const name = machineVolumeNames(ctx.resourceName).seed;

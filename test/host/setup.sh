@@ -40,7 +40,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
   qemu-system-x86 qemu-utils dnsmasq-base iptables ovmf rsync
   openssh-client openssh-server genisoimage xorriso iproute2 libxml2-utils
-  netcat-openbsd procps hyperfine ansible
+  netcat-openbsd procps hyperfine ansible python3-yaml
   python3 # test/host/reaper.py
   # Building boxes (vmenv box build) and testing their guest side.
   mmdebstrap extlinux syslinux-common e2fsprogs fdisk dosfstools cpio zstd

@@ -165,7 +165,7 @@ for (const shell of shells) {
         }
       }
       expect(checked).toBeGreaterThan(60);
-    });
+    }, 60_000); // 80 runs of the script: over 10 s on a loaded machine
 
     it("reads the seeds vmenv's own seed writer renders (long keys folded over lines)", () => {
       needs();
@@ -213,6 +213,60 @@ for (const shell of shells) {
         'net gw eth0 10.0.0.1',
         'net dns 10.0.0.1',
       ]);
+    });
+
+    it("reads a seed merged with the user's own cloud-config and network-config (seed.ts)", () => {
+      needs();
+      const key = (n: number) => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${'y'.repeat(43)}${n} key-${n}@a-long-host-name-for-folding`;
+      const files = renderSeed({
+        instanceId: 'vmenv-merged',
+        hostname: 'web-1',
+        sshAuthorizedKeys: [key(1)],
+        loginUser: 'vagrant',
+        userData: {
+          hostname: 'shop-dev',
+          ssh_authorized_keys: key(2),
+          users: [
+            { name: 'deploy', groups: 'wheel, ops', sudo: ['ALL=(ALL) NOPASSWD:ALL'], ssh_authorized_keys: [key(3)], shell: '/bin/sh' },
+            'plain',
+          ],
+          groups: ['ops'],
+          packages: ['nginx', 'yes'],
+          runcmd: [['sh', '-c', 'echo "a: b" # not a comment'], 'touch /x'],
+          write_files: [{ path: '/etc/motd', permissions: '0644', content: 'line one\nline: two\n' }],
+          package_upgrade: true,
+        },
+        networkConfig: { network: { version: 1, config: [{ type: 'physical', name: 'eth0', subnets: [{ type: 'dhcp' }] }] } },
+      });
+      const seed = join(tmp, `merged-seed-${shell.runShArg}`);
+      const root = join(tmp, `merged-root-${shell.runShArg}`);
+      mkdirSync(seed, { recursive: true });
+      mkdirSync(join(root, 'etc/sudoers.d'), { recursive: true });
+      writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\nvagrant:x:1000:1000::/home/vagrant:/bin/sh\n');
+      writeFileSync(join(root, 'etc/group'), 'root:x:0:\nvagrant:x:1000:\n');
+      for (const [name, body] of Object.entries(files)) writeFileSync(join(seed, name), body!);
+      const r = run(['--seed', seed, '--print'], { VMENV_NOCLOUD_ROOT: root, VMENV_NOCLOUD_IFACES: 'eth0=52:54:00:12:34:56' });
+      expect(r.status, r.stderr).toBe(0);
+      const lines = r.stdout.split('\n').filter(Boolean);
+      expect(lines).toEqual([
+        'instance-id vmenv-merged',
+        'hostname|shop-dev',
+        'user|vagrant|1',
+        `key|vagrant|${key(1)}`,
+        `key|vagrant|${key(2)}`,
+        'user|deploy|0|/bin/sh|||wheel,ops',
+        `key|deploy|${key(3)}`,
+        'sudo|deploy|ALL=(ALL) NOPASSWD:ALL',
+        'user|plain|0',
+        'net link eth0 - -',
+        'net dhcp eth0',
+      ]);
+      // and the whole user-data reads as the yaml library reads it
+      writeFileSync(join(tmp, `merged-${shell.runShArg}.yaml`), files['user-data']);
+      const dump = run(['--dump-yaml', join(tmp, `merged-${shell.runShArg}.yaml`)]);
+      const want: string[] = [];
+      flatten(parse(files['user-data'], { version: '1.1' }), '', want);
+      expect(dump.stdout.split('\n').filter(Boolean)).toEqual(want);
     });
   });
 }

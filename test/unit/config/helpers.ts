@@ -47,6 +47,7 @@ export function machine(over: Partial<MachineConfig> = {}): MachineConfig {
     disks: [],
     forwarded_ports: [],
     suspend_mode: 'pause',
+    cloud_init: { user_data: undefined, network_config: undefined },
     ...over,
   };
 }
