@@ -40,9 +40,6 @@ async function waitShutoff(h: MachineHandle, domain: DomainRef, timeoutMs: numbe
   }
 }
 
-/** How long `shutdown.mode: agent` waits for the guest agent's shutdown before the ACPI power button (at most shutdown.timeout). */
-export const AGENT_WAIT_MS = 15_000;
-
 export interface HaltOptions {
   force?: boolean;
   signal?: AbortSignal;
@@ -107,6 +104,7 @@ async function haltDomain(h: MachineHandle, record: MachineState, options: HaltO
   const mode = h.machine.shutdown.mode;
   if (!options.force && mode !== 'destroy') {
     let off = false;
+    let acpiWaitMs = timeoutMs;
     if (mode === 'ssh' && live.state === DomainState.running) {
       const session = await sshToMachine(h, options.signal).catch(() => undefined);
       if (session) {
@@ -119,12 +117,15 @@ async function haltDomain(h: MachineHandle, record: MachineState, options: HaltO
       }
       off = await waitShutoff(h, live.domain, Math.min(timeoutMs, 2000), options.signal);
     } else if (mode === 'agent' && live.state === DomainState.running) {
-      const windowMs = Math.min(timeoutMs, AGENT_WAIT_MS);
+      // libvirt holds an accepted request until the guest is off, and forever with a hung
+      // agent: half of shutdown.timeout for the agent, the other half for the power button.
+      const windowMs = Math.round(timeoutMs / 2);
       const answer = await agentShutdown(h, live.domain, windowMs, options.signal);
       if (answer === true) {
         note('the guest agent shut it down');
         return 'graceful';
       }
+      if (answer === false) acpiWaitMs = timeoutMs - windowMs;
       note(
         answer === false
           ? `still running ${windowMs / 1000} s after asking the guest agent: pressing the ACPI power button`
@@ -136,7 +137,7 @@ async function haltDomain(h: MachineHandle, record: MachineState, options: HaltO
         if (!isOperationInvalid(err)) throw err;
       });
     }
-    if (await waitShutoff(h, live.domain, timeoutMs, options.signal)) return 'graceful';
+    if (await waitShutoff(h, live.domain, acpiWaitMs, options.signal)) return 'graceful';
   }
   await h.client.domainDestroy(live.domain).catch((err: unknown) => {
     if (!isOperationInvalid(err)) throw err;
