@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { basename, resolve } from 'node:path';
+import type { DiskConfig } from '../config/types.js';
 
 /**
  * The libvirt name of a machine's domain and the stem of its volumes:
@@ -32,7 +33,7 @@ export function machineVolumeNames(resourceName: string): {
 }
 
 /** The volume names of a machine's extra disks, in the order of `disks:`. */
-export function extraDiskVolumeNames(resourceName: string, disks: ReadonlyArray<{ name: string | undefined }>): string[] {
+export function extraDiskVolumeNames(resourceName: string, disks: ReadonlyArray<Pick<DiskConfig, 'name'>>): string[] {
   const names = machineVolumeNames(resourceName);
   return disks.map((d, i) => names.disk(i, d.name));
 }
