@@ -22,7 +22,8 @@ async function waitShutoff(h: MachineHandle, domain: DomainRef, timeoutMs: numbe
     })
     .catch(() => undefined); // no events (an old daemon): the poll alone will do
   try {
-    while (Date.now() < deadline) {
+    // The state is asked once more at the deadline: a guest that stopped during the last sleep is off.
+    for (;;) {
       signal?.throwIfAborted();
       try {
         if ((await h.client.domainGetState(domain)).state === DomainState.shutoff) return true;
@@ -30,11 +31,11 @@ async function waitShutoff(h: MachineHandle, domain: DomainRef, timeoutMs: numbe
         if (isNotFound(err)) return true;
         throw err;
       }
+      if (Date.now() >= deadline) return false;
       const both = signal ? AbortSignal.any([signal, wake.signal]) : wake.signal;
       await sleep(Math.min(1000, Math.max(0, deadline - Date.now())), both).catch(() => undefined);
       if (wake.signal.aborted) wake = new AbortController();
     }
-    return false;
   } finally {
     await unsubscribe?.().catch(() => undefined);
   }
