@@ -47,6 +47,11 @@ describe('machineDomainSpec', () => {
     expect(spec.disks!.map((d) => d.target)).toEqual(['vda', 'vdb', 'sdb', 'vdc', 'sdc', 'hdc']);
   });
 
+  it('has the QEMU guest agent channel that shutdown.mode agent needs', () => {
+    const spec = machineDomainSpec(plan('box: tiny\nshutdown: { mode: agent }\n', { mode: 'nat', network: 'n', mac: '52:54:00:00:00:01' }));
+    expect(domainXml(spec)).toMatch(/<channel type='unix'>\s*<source mode='bind'\/>\s*<target type='virtio' name='org\.qemu\.guest_agent\.0'\/>/);
+  });
+
   it("attaches a named disk's volume by its name, the others by position", () => {
     const yaml = 'box: tiny\ndisks:\n  - { size: 1G }\n  - { size: 1G, name: data }\n';
     const spec = machineDomainSpec(plan(yaml, { mode: 'nat', network: 'n', mac: '52:54:00:00:00:01' }));
