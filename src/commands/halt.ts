@@ -5,7 +5,7 @@ import { machineNames, projectMachines, withProjectLock } from '../ui/project.js
 
 export default class Halt extends BaseCommand {
   static override summary = 'Shut the machines down.';
-  static override description = `Asks each running machine to shut down (ACPI, or the guest agent when the box has one) and waits up to --timeout seconds; a machine still running then is powered off. --force powers off at once, like pulling the plug. Disks and the machine's state are kept: 'vmenv up' starts it again.`;
+  static override description = `Asks each running machine to shut down as shutdown.mode says (poweroff over SSH by default, the guest agent, or the ACPI power button; the ACPI power button when that fails) and waits up to --timeout seconds; a machine still running then is powered off. --force powers off at once, like pulling the plug. Disks and the machine's state are kept: 'vmenv up' starts it again.`;
 
   static override examples = [
     { description: 'Shut down every machine of the project.', command: '<%= config.bin %> <%= command.id %>' },
@@ -34,7 +34,7 @@ export default class Halt extends BaseCommand {
     const chosen = flags.timeout === undefined ? machines : machines.map((m) => ({ ...m, shutdown: { ...m.shutdown, timeout: flags.timeout! } }));
     await withProjectLock(project, 'halt', this.signal, () =>
       forEachMachine(project, chosen, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        const how = await haltMachine(h, { force: flags.force, signal: this.signal });
+        const how = await haltMachine(h, { force: flags.force, signal: this.signal, onNote: (n) => process.stderr.write(`${h.machine.name}: ${n}\n`) });
         this.log(`${h.machine.name}: ${how === 'already off' ? 'already shut off' : how === 'graceful' ? 'shut down' : 'powered off'}`);
       }),
     );

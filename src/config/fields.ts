@@ -479,7 +479,13 @@ export const diskFields = {
   format: oneOf('Image format.', ['qcow2', 'raw'], 'qcow2'),
   bus: oneOf('Bus the disk is attached to.', ['virtio', 'sata', 'scsi'], 'virtio'),
   name: str('Name of the disk (unique per machine); default: its position.', {
-    check: (v) => (/^[a-z0-9][a-z0-9_-]*$/.test(v) ? undefined : `must be lower-case letters, digits, '_' and '-', got '${v}'`),
+    // Part of the volume's name (src/project/names.ts): a file name in a dir pool.
+    check: (v) =>
+      !/^[a-z0-9][a-z0-9_-]*$/.test(v)
+        ? `must be lower-case letters, digits, '_' and '-', got '${v}'`
+        : v.length > 63
+          ? `must be at most 63 characters, got ${v.length}`
+          : undefined,
   }),
 } satisfies FieldsOf<DiskConfig>;
 

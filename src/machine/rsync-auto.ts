@@ -16,7 +16,7 @@ import { openMachine, type MachineHandle } from './handle.js';
 import { writeMachineSshConfig } from './machine-ssh-config.js';
 import { machineStatus } from './status.js';
 import { controlPathArgs, SshMaster, SshMasterError, sshRun } from './ssh-master.js';
-import { ensureFolderSource, guestFolderCommand, rsyncArgs, RsyncError, rsyncFoldersOf, runRsync } from './sync.js';
+import { ensureFolderSource, guestFolderCommand, lookedUpGroups, rsyncArgs, RsyncError, rsyncFoldersOf, runRsync } from './sync.js';
 import { backoffMs, SyncScheduler, type SyncBatch } from './sync-scheduler.js';
 import { watchIgnore } from './watch-ignore.js';
 import { untilAborted } from '../util/until-aborted.js';
@@ -140,6 +140,8 @@ class MachineLink {
   private master: SshMaster | undefined;
   private connecting: Promise<string> | undefined;
   private configFile: string | undefined;
+  /** The owners' login groups the guest folder commands looked up (see lookedUpGroups). */
+  groups = new Map<SyncedFolder, string>();
 
   constructor(
     readonly project: ProjectConfig,
@@ -205,7 +207,10 @@ class MachineLink {
   private async makeGuestFolders(configFile: string, signal: AbortSignal): Promise<void> {
     const command = this.folders.map(([f]) => guestFolderCommand({ machine: this.machine }, f)).join(' && ');
     const made = await sshRun(configFile, this.machine.name, this.controlPath, command, { timeoutMs: CONNECT_TIMEOUT_MS, signal });
-    if (made.code === 0) return;
+    if (made.code === 0) {
+      this.groups = lookedUpGroups({ machine: this.machine }, this.folders.map(([f]) => f), made.stdout);
+      return;
+    }
     if (made.code === 255 || made.code === null) throw new GuestUnreachable(`ssh failed: ${made.stderr.trim() || 'no message'}`);
     throw new UserError(`cannot create the synced folders in machine '${this.machine.name}': ${made.stderr.trim()}`);
   }
@@ -298,7 +303,7 @@ class FolderWatch {
     const t0 = performance.now();
     const shell = rsyncRemoteShell(configFile, 'ssh', controlPathArgs(this.link.controlPath));
     // An I/O timeout: a guest that vanished mid-sync fails this sync instead of hanging it.
-    const args = ['--timeout=30', ...rsyncArgs({ machine: this.link.machine }, this.folder, this.source, shell)];
+    const args = ['--timeout=30', ...rsyncArgs({ machine: this.link.machine }, this.folder, this.source, shell, this.link.groups.get(this.folder))];
     try {
       await runRsync({ machine: this.link.machine }, this.folder, args, signal);
     } catch (err) {

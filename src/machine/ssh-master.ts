@@ -103,11 +103,13 @@ export function sshRun(
   controlPath: string,
   command: string,
   options: { timeoutMs: number; signal?: AbortSignal },
-): Promise<{ code: number | null; stderr: string }> {
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     options.signal?.throwIfAborted();
-    const child = spawn('ssh', ['-F', configFile, ...controlPathArgs(controlPath), host, command], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('ssh', ['-F', configFile, ...controlPathArgs(controlPath), host, command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-4096)));
     child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4096)));
     const kill = (): void => void child.kill('SIGTERM');
     const timer = setTimeout(kill, options.timeoutMs);
@@ -119,7 +121,7 @@ export function sshRun(
       options.signal?.removeEventListener('abort', kill);
       if (spawnError) reject(spawnError);
       else if (options.signal?.aborted) reject(options.signal.reason);
-      else resolve({ code, stderr });
+      else resolve({ code, stdout, stderr });
     });
   });
 }

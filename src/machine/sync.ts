@@ -33,18 +33,72 @@ export async function ensureFolderSource(h: Pick<MachineHandle, 'project'>, fold
   return source;
 }
 
-/** The guest command that makes the folder's guest path, owned by its owner and group. */
-export function guestFolderCommand(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolder): string {
-  const user = folder.owner ?? h.machine.ssh.username;
-  const group = folder.group ?? user;
-  return `sudo -n mkdir -p ${shQuote(folder.guest)} && sudo -n chown ${shQuote(`${user}:${group}`)} ${shQuote(folder.guest)}`;
+/**
+ * Who the folder's files belong to in the guest when `owner` or `group` is set: the
+ * owner (default: the SSH user) and the group (undefined: the owner's login group, looked
+ * up in the guest by guestFolderCommand). Undefined when neither is set: rsync then runs as
+ * the SSH user, whose files they are.
+ */
+export function folderOwnership(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolder): { user: string; group: string | undefined } | undefined {
+  if (folder.owner === undefined && folder.group === undefined) return undefined;
+  return { user: folder.owner ?? h.machine.ssh.username, group: folder.group };
 }
 
-/** rsync's arguments for the folder: deletions included, `.vmenv/` and the folder's excludes left out. */
-export function rsyncArgs(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolder, source: string, remoteShell: string): string[] {
+/**
+ * The guest command that makes the folder's guest path, owned by its owner and group
+ * (`user:` is the user's login group, for GNU's and busybox's chown alike). When the
+ * files get an owner but no group, it then prints the owner's login group id (`id -g`),
+ * which rsync's `--chown` needs: see lookedUpGroups.
+ */
+export function guestFolderCommand(h: Pick<MachineHandle, 'machine'>, folder: SyncedFolder): string {
+  const own = folderOwnership(h, folder);
+  const user = own?.user ?? h.machine.ssh.username;
+  const make = `sudo -n mkdir -p ${shQuote(folder.guest)} && sudo -n chown ${shQuote(`${user}:${own?.group ?? ''}`)} ${shQuote(folder.guest)}`;
+  return own !== undefined && own.group === undefined ? `${make} && id -g ${shQuote(user)}` : make;
+}
+
+/**
+ * The groups that guestFolderCommand looked up, from the output of the folders' commands
+ * run one after another: a line per folder that needed one, in order. Pure.
+ */
+export function lookedUpGroups(h: Pick<MachineHandle, 'machine'>, folders: readonly SyncedFolder[], stdout: string): Map<SyncedFolder, string> {
+  const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const out = new Map<SyncedFolder, string>();
+  for (const f of folders) {
+    const own = folderOwnership(h, f);
+    if (own === undefined || own.group !== undefined) continue;
+    const gid = lines.shift();
+    if (gid === undefined || !/^\d+$/.test(gid)) {
+      throw new UserError(`cannot find the login group of '${own.user}' in machine '${h.machine.name}' (for ${f.guest}): 'id -g' said '${gid ?? ''}'`, {
+        hint: `Set group: on the synced folder, or make sure user '${own.user}' exists in the guest.`,
+      });
+    }
+    out.set(f, gid);
+  }
+  return out;
+}
+
+/**
+ * rsync's arguments for the folder: deletions included, `.vmenv/` and the folder's
+ * excludes left out. A folder with an owner or group is written by rsync run as root in
+ * the guest (`--rsync-path='sudo -n rsync'`, as Vagrant does) with `--chown`, so every
+ * file and folder synced belongs to them, also files rsync did not copy again;
+ * `lookedUpGroup` is the owner's login group when `group` is not set.
+ */
+export function rsyncArgs(
+  h: Pick<MachineHandle, 'machine'>,
+  folder: SyncedFolder,
+  source: string,
+  remoteShell: string,
+  lookedUpGroup?: string,
+): string[] {
+  const own = folderOwnership(h, folder);
+  const group = own?.group ?? lookedUpGroup;
+  if (own !== undefined && group === undefined) throw new Error(`bug: the group of ${folder.guest} was not looked up`);
   return [
     '-rlptz',
     '--delete',
+    ...(own === undefined ? [] : ['--rsync-path=sudo -n rsync', `--chown=${own.user}:${group!}`]),
     `--exclude=/${STATE_DIR}/`,
     ...folder.exclude.map((e) => `--exclude=${e}`),
     // rsync reads each folder's .gitignore as it goes (a per-directory merge filter).
@@ -110,7 +164,8 @@ async function rsyncFolder(h: MachineHandle, session: SshSession, folder: Synced
   const source = await ensureFolderSource(h, folder);
   const prep = await session.exec(guestFolderCommand(h, folder));
   if (prep.code !== 0) throw new UserError(`cannot create ${folder.guest} in machine '${h.machine.name}': ${prep.stderr ?? ''}`);
-  await runRsync(h, folder, rsyncArgs(h, folder, source, rsyncRemoteShell(configFile)), signal);
+  const group = lookedUpGroups(h, [folder], prep.stdout ?? '').get(folder);
+  await runRsync(h, folder, rsyncArgs(h, folder, source, rsyncRemoteShell(configFile), group), signal);
 }
 
 /** rsyncs every rsync synced folder of the machine into the guest, in order. */

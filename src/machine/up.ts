@@ -14,7 +14,7 @@ import { formatUuid, type DomainRef, type NetworkRef, type StoragePoolRef, type 
 import { domainXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
 import { discoverIp, IpDiscoveryTimeoutError } from '../net/ip-discovery.js';
 import { registerMachine } from '../project/machine-index.js';
-import { machineVolumeNames } from '../project/names.js';
+import { extraDiskVolumeNames, machineVolumeNames } from '../project/names.js';
 import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
 import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../ssh/index.js';
 import { UserError } from '../ui/errors.js';
@@ -114,10 +114,10 @@ async function deleteVolume(client: LibvirtClient, pool: string, name: string): 
 
 /** Creates the volumes of the `disks:` that have none yet (all on a first up; new ones on reload). */
 export async function ensureExtraDisks(ctx: Pick<UpContext, 'client' | 'machine' | 'resourceName' | 'record' | 'state'>): Promise<number> {
-  const names = machineVolumeNames(ctx.resourceName);
+  const names = extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks);
   let made = 0;
   for (const [i, d] of ctx.machine.disks.entries()) {
-    const name = names.disk(i);
+    const name = names[i]!;
     if (ctx.record.volumes.some((v) => v.name === name)) continue;
     const pool = await ctx.client.storagePoolLookupByName(ctx.machine.pool);
     await ctx.client.storageVolCreateXml(pool, volumeXml({ name, capacityBytes: d.size, format: d.format }));
@@ -341,7 +341,7 @@ export async function machineDomainXml(
     type,
     projectDir: ctx.project.dir,
     machine: ctx.machine,
-    volumes: { pool: ctx.machine.pool, root: names.root, seed: names.seed, extra: ctx.machine.disks.map((_, i) => names.disk(i)) },
+    volumes: { pool: ctx.machine.pool, root: names.root, seed: names.seed, extra: extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks) },
     nic: ctx.nic!,
     ...(log ? { serialLog: log } : {}),
   });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { basename, resolve } from 'node:path';
+import type { DiskConfig } from '../config/types.js';
 
 /**
  * The libvirt name of a machine's domain and the stem of its volumes:
@@ -13,11 +14,26 @@ export function machineResourceName(projectDir: string, machine: string): string
   return `${dir}_${machine}_${hash}`;
 }
 
-/** The volume names a machine owns in its pool. */
-export function machineVolumeNames(resourceName: string): { root: string; seed: string; disk: (i: number) => string } {
+/**
+ * The volume names a machine owns in its pool. An extra disk is named after its `name:`
+ * (`<resource>-disk-<name>.qcow2`), else after its position in `disks:`
+ * (`<resource>-disk<i>.qcow2`); the two forms never collide, and the resource name keeps
+ * both unique to the project. src/machine/stale.ts recognises all of them.
+ */
+export function machineVolumeNames(resourceName: string): {
+  root: string;
+  seed: string;
+  disk: (i: number, name?: string) => string;
+} {
   return {
     root: `${resourceName}.qcow2`,
     seed: `${resourceName}-seed.iso`,
-    disk: (i) => `${resourceName}-disk${i}.qcow2`,
+    disk: (i, name) => (name === undefined ? `${resourceName}-disk${i}.qcow2` : `${resourceName}-disk-${name}.qcow2`),
   };
+}
+
+/** The volume names of a machine's extra disks, in the order of `disks:`. */
+export function extraDiskVolumeNames(resourceName: string, disks: ReadonlyArray<Pick<DiskConfig, 'name'>>): string[] {
+  const names = machineVolumeNames(resourceName);
+  return disks.map((d, i) => names.disk(i, d.name));
 }

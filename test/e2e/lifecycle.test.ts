@@ -57,6 +57,9 @@ beforeAll(async () => {
   mkdirSync(join(project, 'src'), { recursive: true });
   writeFileSync(join(project, 'src', 'app.txt'), 'hello from the host\n');
   writeFileSync(join(project, 'skip.log'), 'not synced\n');
+  mkdirSync(join(project, 'owned', 'a', 'b'), { recursive: true });
+  writeFileSync(join(project, 'owned', 'a', 'b', 'deep.txt'), 'deep\n');
+  writeFileSync(join(project, 'owned', 'top.txt'), 'top\n');
   const box = await builtBox('tiny');
   ok(await runVmenv(['box', 'add', box, '--name', 'tiny'], { env, timeoutMs: 300_000 }));
 });
@@ -84,7 +87,11 @@ describe('vmenv lifecycle with the tiny box', () => {
         'forwarded_ports:',
         `  - { guest: 80, host: ${webPort} }`,
         'synced_folders:',
-        '  - { host: ., guest: /vagrant, exclude: ["*.log"] }',
+        '  - { host: ., guest: /vagrant, exclude: ["*.log", "/owned/"] }',
+        '  - { host: owned, guest: /srv/owned, owner: nobody }',
+        'disks:',
+        '  - { size: 64M }',
+        '  - { size: 32M, name: scratch }',
         'provision:',
         '  - { name: marker, type: shell, inline: "echo provisioned > /root/marker; echo ran-as-$(id -un)" }',
         '  - { type: file, source: src/app.txt, destination: /tmp/app.txt }',
@@ -100,6 +107,23 @@ describe('vmenv lifecycle with the tiny box', () => {
     const status = JSON.parse(ok(await vmenv(['status', '--json'])).stdout) as { machines: { status: string; ip?: string }[] };
     expect(status.machines[0]!.status).toBe('running');
     expect(status.machines[0]!.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  });
+
+  it('makes the extra disks, a named one under its name, and attaches them', async () => {
+    const stem = machineResourceName(project, 'default');
+    expect((await ours()).volumes.sort()).toEqual([`${stem}-disk-scratch.qcow2`, `${stem}-disk0.qcow2`, `${stem}-seed.iso`, `${stem}.qcow2`].sort());
+    const xml = await client.domainGetXmlDesc(await client.domainLookupByName(stem));
+    expect(xml).toMatch(new RegExp(`<source pool=['"]${host.pool}['"] volume=['"]${stem}-disk-scratch\\.qcow2['"]`));
+    // In the guest: vdb (64 MiB) and vdc (32 MiB), in 512-byte sectors.
+    expect(ok(await vmenv(['ssh', '-c', 'cat /sys/block/vdb/size /sys/block/vdc/size'])).stdout).toBe(`${(64 * 2 ** 20) / 512}\n${(32 * 2 ** 20) / 512}\n`);
+  });
+
+  it("gives every file of a folder with an owner to that owner and the owner's login group", async () => {
+    // nobody:nogroup is 65534:65534 in the tiny box.
+    const owners = 'cd /srv/owned && ls -lnd . a a/b a/b/deep.txt top.txt | awk \'{ print $3 ":" $4 " " $9 }\'';
+    expect(ok(await vmenv(['ssh', '-c', owners])).stdout).toBe(
+      ['65534:65534 .', '65534:65534 a', '65534:65534 a/b', '65534:65534 a/b/deep.txt', '65534:65534 top.txt', ''].join('\n'),
+    );
   });
 
   it('ssh -c runs a command with its exit code, stdout and stderr apart', async () => {
@@ -182,9 +206,14 @@ describe('vmenv lifecycle with the tiny box', () => {
   it('rsync copies host changes into the guest, deletions included', async () => {
     writeFileSync(join(project, 'src', 'new.txt'), 'new file\n');
     rmSync(join(project, 'src', 'app.txt'));
+    mkdirSync(join(project, 'owned', 'a', 'c'), { recursive: true });
+    writeFileSync(join(project, 'owned', 'a', 'c', 'later.txt'), 'later\n');
     try {
-      expect(ok(await vmenv(['rsync'])).stdout).toContain('default: synced 1 folder');
+      expect(ok(await vmenv(['rsync'])).stdout).toContain('default: synced 2 folders');
       expect(ok(await vmenv(['ssh', '-c', 'ls /vagrant/src'])).stdout).toBe('new.txt\n');
+      // What rsync copied now, and what it had copied before, belong to the folder's owner.
+      const owners = 'cd /srv/owned && ls -lnd a/c a/c/later.txt top.txt | awk \'{ print $3 ":" $4 " " $9 }\'';
+      expect(ok(await vmenv(['ssh', '-c', owners])).stdout).toBe(['65534:65534 a/c', '65534:65534 a/c/later.txt', '65534:65534 top.txt', ''].join('\n'));
     } finally {
       writeFileSync(join(project, 'src', 'app.txt'), 'hello from the host\n');
       rmSync(join(project, 'src', 'new.txt'));

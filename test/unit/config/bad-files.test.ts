@@ -236,6 +236,12 @@ const bad: Bad[] = [
       '  - { guest: 81, host: 8081 }', // 10
       '  - { guest: 82, host: 8081 }', // 11
       '  - { guest: 83, host: 8081, auto_correct: true }', // 12
+      'machines:', // 13
+      '  web:', // 14
+      '    disks:', // 15
+      '      - { size: 1G, name: data }', // 16
+      `      - { size: 1G, name: ${'x'.repeat(64)} }`, // 17
+      '      - { size: 1G, name: a/b }', // 18
     ),
     problems: [
       p('disks[0].format', "must be one of qcow2, raw; got 'vmdk'", 3),
@@ -246,6 +252,9 @@ const bad: Bad[] = [
       p('forwarded_ports[1].host_ip', "must be an IP address such as 127.0.0.1 or 0.0.0.0, got 'localhost'", 9),
       p('forwarded_ports[1].protocol', "must be one of tcp, udp; got 'sctp'", 9),
       p('forwarded_ports[3].host', 'host port 8081/tcp is already forwarded for this machine (set auto_correct: true to pick a free one)', 11),
+      p('machines.web.disks[0].name', "'data' is already the name of the disk disks[1]", 16),
+      p('machines.web.disks[1].name', 'must be at most 63 characters, got 64', 17),
+      p('machines.web.disks[2].name', "must be lower-case letters, digits, '_' and '-', got 'a/b'", 18),
     ],
   },
   {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { machineDomainSpec, machineMac, type DomainPlan } from '../../../src/machine/domain-plan.js';
 import { domainXml } from '../../../src/libvirt/xml/index.js';
+import { extraDiskVolumeNames } from '../../../src/project/names.js';
 import { parseWithLibvirt, validateXml } from '../xml/helpers.js';
 
 function plan(yaml: string, nic: DomainPlan['nic']): DomainPlan {
@@ -12,7 +13,7 @@ function plan(yaml: string, nic: DomainPlan['nic']): DomainPlan {
     type: 'qemu',
     projectDir: config.dir,
     machine,
-    volumes: { pool: 'default', root: 'shop_web_0a1b2c3d.qcow2', seed: 'shop_web_0a1b2c3d-seed.iso', extra: machine.disks.map((_, i) => `shop_web_0a1b2c3d-disk${i}.qcow2`) },
+    volumes: { pool: 'default', root: 'shop_web_0a1b2c3d.qcow2', seed: 'shop_web_0a1b2c3d-seed.iso', extra: extraDiskVolumeNames('shop_web_0a1b2c3d', machine.disks) },
     nic,
     serialLog: '/var/log/libvirt/qemu/shop_web_0a1b2c3d-serial.log',
   };
@@ -44,6 +45,20 @@ describe('machineDomainSpec', () => {
     const yaml = 'box: tiny\ndisks:\n  - { size: 1G }\n  - { size: 2G, bus: sata }\n  - { size: 1G }\n  - { size: 1G, bus: scsi }\n';
     const spec = machineDomainSpec(plan(yaml, { mode: 'nat', network: 'n', mac: '52:54:00:00:00:01' }));
     expect(spec.disks!.map((d) => d.target)).toEqual(['vda', 'vdb', 'sdb', 'vdc', 'sdc', 'hdc']);
+  });
+
+  it('has the QEMU guest agent channel that shutdown.mode agent needs', () => {
+    const spec = machineDomainSpec(plan('box: tiny\nshutdown: { mode: agent }\n', { mode: 'nat', network: 'n', mac: '52:54:00:00:00:01' }));
+    expect(domainXml(spec)).toMatch(/<channel type='unix'>\s*<source mode='bind'\/>\s*<target type='virtio' name='org\.qemu\.guest_agent\.0'\/>/);
+  });
+
+  it("attaches a named disk's volume by its name, the others by position", () => {
+    const yaml = 'box: tiny\ndisks:\n  - { size: 1G }\n  - { size: 1G, name: data }\n';
+    const spec = machineDomainSpec(plan(yaml, { mode: 'nat', network: 'n', mac: '52:54:00:00:00:01' }));
+    expect(spec.disks!.slice(1, 3).map((d) => [d.target, d.source])).toEqual([
+      ['vdb', { kind: 'volume', pool: 'default', volume: 'shop_web_0a1b2c3d-disk0.qcow2' }],
+      ['vdc', { kind: 'volume', pool: 'default', volume: 'shop_web_0a1b2c3d-disk-data.qcow2' }],
+    ]);
   });
 
   it('puts the seed on SATA on a q35 machine, which has no IDE', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { machineResourceName, machineVolumeNames } from '../../../src/project/names.js';
+import { extraDiskVolumeNames, machineResourceName, machineVolumeNames } from '../../../src/project/names.js';
 import { newMachineState, ProjectState } from '../../../src/project/state.js';
 import { pruneMachineIndex, registerMachine, unregisterMachine } from '../../../src/project/machine-index.js';
 import { readMachineIndex } from '../../../src/box/store.js';
@@ -25,6 +25,18 @@ describe('machine names', () => {
     expect(machineResourceName('/tmp/my project & "more"', 'db')).toMatch(/^my-project-more-_db_[0-9a-f]{8}$/);
     expect(machineResourceName('/', 'x')).toMatch(/^project_x_/);
     expect(machineVolumeNames('p_web_12345678')).toMatchObject({ root: 'p_web_12345678.qcow2', seed: 'p_web_12345678-seed.iso' });
+  });
+
+  it('name extra disks by their name, else by their position, never alike', () => {
+    const disks = [{ name: undefined }, { name: 'data' }, { name: undefined }, { name: '0' }];
+    expect(extraDiskVolumeNames('p_web_12345678', disks)).toEqual([
+      'p_web_12345678-disk0.qcow2',
+      'p_web_12345678-disk-data.qcow2',
+      'p_web_12345678-disk2.qcow2',
+      'p_web_12345678-disk-0.qcow2',
+    ]);
+    // Another machine of the project (or another project) has another resource name.
+    expect(extraDiskVolumeNames(machineResourceName('/srv/shop', 'db'), [{ name: 'data' }])[0]).toMatch(/^shop_db_[0-9a-f]{8}-disk-data\.qcow2$/);
   });
 });
 
