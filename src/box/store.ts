@@ -324,7 +324,7 @@ export async function sizeOnDisk(path: string): Promise<number> {
 
 /** The box as `ensureBoxVolumes` (upload.ts) takes it. */
 export function toUploadBox(box: StoredBox): BoxToUpload {
-  return { name: box.name, version: box.version, disks: box.disks.map((d) => ({ path: d.path, virtualSize: BigInt(d.virtualSize) })) };
+  return { name: box.name, version: box.version, disks: box.disks.map((d) => ({ path: d.path, virtualSize: BigInt(d.virtualSize), format: d.format })) };
 }
 
 // ---------------------------------------------------------------------------

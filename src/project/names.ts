@@ -13,11 +13,16 @@ export function machineResourceName(projectDir: string, machine: string): string
   return `${dir}_${machine}_${hash}`;
 }
 
-/** The volume names a machine owns in its pool. */
-export function machineVolumeNames(resourceName: string): { root: string; seed: string; disk: (i: number) => string } {
+/**
+ * The volume names a machine owns in its pool: the root overlay (on the box's first
+ * disk), the seed, the `disks:` of vmenv.yaml (`disk(i)`, from 0) and the overlays on
+ * the box's other disks (`boxDisk(i)`, i from 1: the box's second disk is `-box1`).
+ */
+export function machineVolumeNames(resourceName: string): { root: string; seed: string; disk: (i: number) => string; boxDisk: (i: number) => string } {
   return {
     root: `${resourceName}.qcow2`,
     seed: `${resourceName}-seed.iso`,
     disk: (i) => `${resourceName}-disk${i}.qcow2`,
+    boxDisk: (i) => `${resourceName}-box${i}.qcow2`,
   };
 }

@@ -47,6 +47,8 @@ describe('reading what vmenv made', () => {
     expect(parseMachineVolumeName(names.root)).toEqual({ resourceName: rn, role: 'root' });
     expect(parseMachineVolumeName(names.seed)).toEqual({ resourceName: rn, role: 'seed' });
     expect(parseMachineVolumeName(names.disk(3))).toEqual({ resourceName: rn, role: 'disk' });
+    expect(parseMachineVolumeName(names.boxDisk(1))).toEqual({ resourceName: rn, role: 'box-disk' });
+    expect(parseMachineVolumeName('vmenv-box_tiny_1.0.0_1_0123456789.raw')).toBeUndefined();
     expect(parseMachineVolumeName('vmenv-box_tiny_1.0.0_0_0123456789.qcow2')).toBeUndefined();
     expect(parseMachineVolumeName('vmenv-box_a_b_c_01234567.qcow2')).toBeUndefined();
     expect(parseMachineVolumeName('debian12.qcow2')).toBeUndefined();
