@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { findBox, recordUpload, toUploadBox, uploadLock, type StoredBox } from '../box/store.js';
+import { machineBox } from '../box/source.js';
+import { recordUpload, toUploadBox, uploadLock, type StoredBox } from '../box/store.js';
 import { ensureBoxVolumes } from '../box/upload.js';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { detectVirtualization } from '../host/virtualization.js';
@@ -130,10 +131,19 @@ export function createMachineSteps(): Step<UpContext>[] {
   return [
     {
       title: 'Find the box',
-      async run(ctx, _signal, report) {
-        const ref = ctx.machine.box;
-        ctx.box = await findBox(ref.name, ref.version);
-        report.title(`Box ${ctx.box.name} ${ctx.box.version}`);
+      async run(ctx, signal, report) {
+        // A name from the store, or a .box file or URL added to it on first use.
+        const found = await machineBox(ctx.machine.box, {
+          projectDir: ctx.project.dir,
+          signal,
+          onEvent: (e) => {
+            if (e.type === 'download') report.status(`downloading ${(e.received / 2 ** 20).toFixed(0)}${e.total === undefined ? '' : ` of ${(e.total / 2 ** 20).toFixed(0)}`} MiB`);
+            else if (e.type === 'unpack') report.status(`unpacking ${(e.bytes / 2 ** 20).toFixed(0)} MiB`);
+            else if (e.type === 'wait') report.status(`waiting for ${e.what}`);
+          },
+        });
+        ctx.box = found.box;
+        report.title(`Box ${ctx.box.name} ${ctx.box.version}${found.added ? ` (added to the box store from ${found.from})` : ''}`);
         await save(ctx, (r) => {
           r.box = { name: ctx.box!.name, version: ctx.box!.version };
         });
