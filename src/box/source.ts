@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { withFileLock } from '../util/file-lock.js';
 import { ExitCode, UserError } from '../ui/errors.js';
 import { redactUrl } from './download.js';
-import { addBox, boxesDir, findBox, listBoxes, type AddEvent, type StoredBox, type StoreOptions } from './store.js';
+import { addBox, BoxAlreadyStoredError, boxesDir, findBox, listBoxes, type AddEvent, type StoredBox, type StoreOptions } from './store.js';
 import { compareVersions, isValidVersion } from './version.js';
 
 export type BoxLocation = { kind: 'name'; name: string } | { kind: 'file'; path: string } | { kind: 'url'; url: string; key: string };
@@ -151,6 +151,12 @@ export async function machineBox(ref: { name: string; version: string | undefine
         });
         return { box: result.box, added: !result.alreadyPresent, from: source };
       } catch (err) {
+        if (err instanceof BoxAlreadyStoredError) {
+          throw new UserError(`box: ${source} could not be added to the box store: it says it is box '${err.ref.name}' version ${err.ref.version}, and another box of that name and version is stored${err.existing.source ? ` (from ${err.existing.source})` : ''}.`, {
+            hint: `Give this one another version in vmenv.yaml (box: { name: ${ref.name}, version: <version> }), or remove the stored one (vmenv box remove ${err.ref.name} --box-version ${err.ref.version}).`,
+            cause: err,
+          });
+        }
         if (!(err instanceof UserError) || err.exitCode === ExitCode.interrupted) throw err;
         throw new UserError(`box: ${source} could not be added to the box store: ${err.message}`, {
           hint: `${err.hint ?? 'Fix box: in vmenv.yaml.'} Nothing was added to the box store; the next 'vmenv up' tries again.`,

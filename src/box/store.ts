@@ -497,10 +497,21 @@ export interface AddBoxResult {
   alreadyPresent: boolean;
 }
 
+/** Another box of the same name and version is stored (a different archive). */
+export class BoxAlreadyStoredError extends UserError {
+  constructor(
+    readonly ref: BoxRef,
+    readonly existing: StoredBox,
+  ) {
+    super(`Box '${ref.name}' version ${ref.version} is already in the box store${existing.source ? ` (added from ${existing.source})` : ''}.`, {
+      hint: 'Add it with --force to replace it, or give another version with --box-version.',
+    });
+    this.name = 'BoxAlreadyStoredError';
+  }
+}
+
 function alreadyStored(ref: BoxRef, existing: StoredBox): UserError {
-  return new UserError(`Box '${ref.name}' version ${ref.version} is already in the box store${existing.source ? ` (added from ${existing.source})` : ''}.`, {
-    hint: 'Add it with --force to replace it, or give another version with --box-version.',
-  });
+  return new BoxAlreadyStoredError(ref, existing);
 }
 
 async function freeBytes(path: string): Promise<number | undefined> {

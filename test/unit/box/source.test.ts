@@ -12,6 +12,7 @@ import { TestServer } from './http-server.js';
 let tmp: ReturnType<typeof tempDir>;
 let project: string;
 let named: string; // says vmenv/web 2.0.0
+let namedOther: string; // says vmenv/web 2.0.0 too, other content
 let anon: string; // says nothing
 let server: TestServer;
 let n = 0;
@@ -24,6 +25,7 @@ async function storeEntries(home: string): Promise<string[]> {
 
 beforeAll(async () => {
   tmp = tempDir('vmenv-source-');
+  server = await new TestServer().start();
   project = join(tmp.path, 'project');
   await mkdir(join(project, 'boxes'), { recursive: true });
   const disk = makeQcow2(join(tmp.path, 'a.qcow2'), '64M');
@@ -31,7 +33,13 @@ beforeAll(async () => {
   anon = join(project, 'boxes', 'My Box_1.box');
   await writeBoxArchive(named, { metadata: { provider: 'libvirt', vmenv: { name: 'vmenv/web', version: '2.0.0' } }, disks: [{ path: disk }] });
   await writeBoxArchive(anon, { metadata: { provider: 'libvirt' }, disks: [{ path: disk }] });
-  server = await new TestServer().start();
+  namedOther = join(project, 'boxes', 'other.box');
+  await writeBoxArchive(namedOther, { metadata: { provider: 'libvirt', vmenv: { name: 'vmenv/web', version: '2.0.0', recipe: 'other' } }, disks: [{ path: disk }] });
+  server.files.set('/cat/web.json', {
+    contentType: 'application/json',
+    body: Buffer.from(JSON.stringify({ name: 'acme/web', versions: [{ version: '3.1.0', providers: [{ name: 'libvirt', url: 'web-3.1.0.box' }] }] })),
+  });
+  server.files.set('/cat/web-3.1.0.box', { body: readFileSync(anon) });
   server.files.set('/dl/anon-9.box', { body: readFileSync(anon) });
 });
 afterAll(async () => {
@@ -92,6 +100,29 @@ describe('machineBox', () => {
     const again = await machineBox({ name: url, version: undefined }, { projectDir: project, home });
     expect(again).toMatchObject({ added: false, box: { name: 'anon-9', version: '0' } });
     expect(server.requests.length - before).toBe(made);
+  });
+
+  it('a catalog URL: read each time, its box downloaded once and reused after', async () => {
+    const home = freshHome();
+    const url = server.url('/cat/web.json');
+    const boxGets = (): number => server.requests.filter((r) => r.path === '/cat/web-3.1.0.box' && r.method === 'GET').length;
+    const first = await machineBox({ name: url, version: '~> 3.0' }, { projectDir: project, home });
+    expect(first).toMatchObject({ added: true, box: { name: 'acme/web', version: '3.1.0' } });
+    expect(boxGets()).toBe(1);
+    const again = await machineBox({ name: url, version: '~> 3.0' }, { projectDir: project, home });
+    expect(again).toMatchObject({ added: false, box: { name: 'acme/web', version: '3.1.0' } });
+    expect(boxGets()).toBe(1);
+  });
+
+  it('another file saying the same name and version: refused, naming both and what to do', async () => {
+    const home = freshHome();
+    await machineBox({ name: named, version: undefined }, { projectDir: project, home });
+    const err = (await machineBox({ name: './boxes/other.box', version: undefined }, { projectDir: project, home }).catch((e: unknown) => e)) as UserError;
+    expect(err.message).toBe(
+      `box: ${namedOther} could not be added to the box store: it says it is box 'vmenv/web' version 2.0.0, and another box of that name and version is stored (from ${named}).`,
+    );
+    expect(err.hint).toBe("Give this one another version in vmenv.yaml (box: { name: ./boxes/other.box, version: <version> }), or remove the stored one (vmenv box remove vmenv/web --box-version 2.0.0).");
+    expect((await machineBox({ name: './boxes/other.box', version: '2.0.1' }, { projectDir: project, home })).box).toMatchObject({ name: 'vmenv/web', version: '2.0.1' });
   });
 
   it('a URL that answers 404: a clear error, and nothing in the store', async () => {
