@@ -27,6 +27,7 @@ import {
   V1_DISK_PATH,
   VAGRANTFILE,
   boxLayout,
+  declaredDiskFormat,
   metadataDisks,
   normalizeBoxPath,
   parseBoxMetadata,
@@ -208,7 +209,12 @@ export async function writeBoxArchive(outPath: string, box: WriteBoxInput, optio
       ? { provider: BOX_PROVIDER, format: infos[0]!.format, virtual_size: virtualSizeGiB(infos[0]!.virtualSize), ...rest }
       : {
           provider: BOX_PROVIDER,
-          disks: box.disks.map((d, i) => ({ path: archivePaths[i]!, ...(d.name === undefined ? {} : { name: d.name }) })),
+          // A raw disk says so: only qcow2 is told by its header.
+          disks: box.disks.map((d, i) => ({
+            path: archivePaths[i]!,
+            ...(d.name === undefined ? {} : { name: d.name }),
+            ...(infos[i]!.format === 'raw' ? { format: 'raw' } : {}),
+          })),
           ...rest,
         };
 
@@ -589,16 +595,16 @@ async function unpack(source: Readable, destDir: string, label: string, options:
       format = 'qcow2';
       virtualSize = qcow.virtualSize;
     } else {
-      const declaredFormat = boxLayout(metadata) === 'v1' ? (metadata.format ?? 'qcow2') : 'qcow2';
-      if (declaredFormat !== 'raw') {
+      if (declaredDiskFormat(metadata, d) !== 'raw') {
         throw corrupt(label, `disk image '${d.path}' is not a qcow2 image (it does not start with the qcow2 magic)`);
       }
       if (rec.size === 0) throw corrupt(label, `disk image '${d.path}' is empty`);
       format = 'raw';
       virtualSize = rec.size;
     }
-    if (boxLayout(metadata) === 'v1' && metadata.format !== undefined && metadata.format !== format) {
-      throw corrupt(label, `metadata.json says format '${metadata.format}' but '${d.path}' is ${format}`);
+    const declared = boxLayout(metadata) === 'v1' ? metadata.format : d.format;
+    if (declared !== undefined && declared !== format) {
+      throw corrupt(label, `metadata.json says format '${declared}' but '${d.path}' is ${format}`);
     }
     disks.push({
       path: join(destDir, boxPath),

@@ -9,7 +9,9 @@
  * v2 (several disks, in the order they are attached):
  *   { "provider": "libvirt", "disks": [{ "path": "box_1.img" }, { "path": "box_2.img", "name": "data" }] }
  *   `path` is relative to the box root (it may name a subfolder); `name` overrides the
- *   volume name used in the storage pool. Format and size come from the images.
+ *   volume name used in the storage pool. Size and format come from the images: a disk
+ *   that is not qcow2 is read as raw when its entry (or the top-level `format`) says
+ *   `"format": "raw"`.
  *
  * vmenv's fields (all optional; other tools ignore them):
  *   "vmenv": {
@@ -37,6 +39,8 @@ export interface BoxMetadataDisk {
   path: string;
   /** Overrides the volume name in the storage pool. */
   name?: string;
+  /** The image's format: qcow2 (the default, told by its header) or raw. */
+  format?: string;
 }
 
 export interface VmenvBoxMetadata {
@@ -53,7 +57,7 @@ export interface VmenvBoxMetadata {
 export interface BoxMetadata {
   /** Always 'libvirt' for the boxes vmenv reads and writes. */
   provider: string;
-  /** v1: the disk's format ('qcow2'). */
+  /** v1: the disk's format ('qcow2' or 'raw'); v2: the default of the disks' own `format`. */
   format?: string;
   /** v1: the disk's virtual size in GiB. */
   virtual_size?: number;
@@ -81,6 +85,11 @@ export function boxLayout(metadata: BoxMetadata): BoxLayout {
 /** The disks a box's metadata names, in order (v1: just box.img). */
 export function metadataDisks(metadata: BoxMetadata): BoxMetadataDisk[] {
   return metadata.disks ?? [{ path: V1_DISK_PATH }];
+}
+
+/** The format metadata.json declares for a disk: its own `format`, else the top-level one, else qcow2. */
+export function declaredDiskFormat(metadata: BoxMetadata, disk: BoxMetadataDisk): string {
+  return disk.format ?? metadata.format ?? 'qcow2';
 }
 
 function bad(message: string, hint?: string): UserError {
@@ -131,12 +140,16 @@ export function validateBoxMetadata(raw: unknown): BoxMetadata {
       if (!isRecord(d)) throw bad(`disks[${i}] is not an object.`);
       if (typeof d['path'] !== 'string' || d['path'] === '') throw bad(`disks[${i}].path is missing.`);
       if (d['name'] !== undefined && typeof d['name'] !== 'string') throw bad(`disks[${i}].name is not a string.`);
+      if (d['format'] !== undefined && d['format'] !== 'qcow2' && d['format'] !== 'raw') {
+        throw bad(`disks[${i}].format is '${String(d['format'])}'; vmenv reads qcow2 (or raw) disks.`);
+      }
       const p = normalizeBoxPath(d['path']);
       if (p === undefined) throw bad(`disks[${i}].path '${d['path']}' leaves the box (absolute or with '..').`);
       if (seen.has(p)) throw bad(`disks[${i}].path '${d['path']}' is listed twice.`);
       seen.add(p);
     });
-  } else if (raw['format'] !== undefined && raw['format'] !== 'qcow2' && raw['format'] !== 'raw') {
+  }
+  if (raw['format'] !== undefined && raw['format'] !== 'qcow2' && raw['format'] !== 'raw') {
     throw bad(`says format '${String(raw['format'])}'; vmenv reads qcow2 (or raw) disks.`);
   }
   const vmenv = raw['vmenv'];

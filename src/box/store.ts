@@ -324,7 +324,7 @@ export async function sizeOnDisk(path: string): Promise<number> {
 
 /** The box as `ensureBoxVolumes` (upload.ts) takes it. */
 export function toUploadBox(box: StoredBox): BoxToUpload {
-  return { name: box.name, version: box.version, disks: box.disks.map((d) => ({ path: d.path, virtualSize: BigInt(d.virtualSize) })) };
+  return { name: box.name, version: box.version, disks: box.disks.map((d) => ({ path: d.path, virtualSize: BigInt(d.virtualSize), format: d.format })) };
 }
 
 // ---------------------------------------------------------------------------
@@ -468,6 +468,10 @@ export type AddEvent =
 export interface AddBoxOptions extends StoreOptions {
   /** Name for the box (default: the catalog's, else metadata.json's vmenv.name). */
   name?: string;
+  /** The name when neither `name`, a catalog nor metadata.json gives one (else that is an error). */
+  defaultName?: string;
+  /** A stored box of the catalog's name and version is used as it is, not downloaded again (`box:` in vmenv.yaml). */
+  reuse?: boolean;
   /** Catalogs: a version constraint; files and URLs: the version to record. */
   version?: string;
   /** Expected checksum of the .box, as algo:hex (or parsed). */
@@ -493,10 +497,21 @@ export interface AddBoxResult {
   alreadyPresent: boolean;
 }
 
+/** Another box of the same name and version is stored (a different archive). */
+export class BoxAlreadyStoredError extends UserError {
+  constructor(
+    readonly ref: BoxRef,
+    readonly existing: StoredBox,
+  ) {
+    super(`Box '${ref.name}' version ${ref.version} is already in the box store${existing.source ? ` (added from ${existing.source})` : ''}.`, {
+      hint: 'Add it with --force to replace it, or give another version with --box-version.',
+    });
+    this.name = 'BoxAlreadyStoredError';
+  }
+}
+
 function alreadyStored(ref: BoxRef, existing: StoredBox): UserError {
-  return new UserError(`Box '${ref.name}' version ${ref.version} is already in the box store${existing.source ? ` (added from ${existing.source})` : ''}.`, {
-    hint: 'Add it with --force to replace it, or give another version with --box-version.',
-  });
+  return new BoxAlreadyStoredError(ref, existing);
 }
 
 async function freeBytes(path: string): Promise<number | undefined> {
@@ -659,6 +674,7 @@ async function precheck(ref: BoxRef, expected: Checksum | undefined, options: Ad
   validateBoxVersion(ref.version);
   const existing = await getBox(ref, options);
   if (existing === undefined || options.force === true) return undefined;
+  if (options.reuse === true) return existing;
   if (expected?.algorithm === 'sha256' && existing.archiveSha256 === expected.hex) return existing;
   throw alreadyStored(ref, existing);
 }
@@ -724,7 +740,7 @@ export async function addBoxArchive(archive: string | Readable, options: AddArch
     }
 
     const vm = unpacked.metadata.vmenv;
-    const name = options.name ?? vm?.name;
+    const name = options.name ?? vm?.name ?? options.defaultName;
     if (name === undefined) {
       throw new UserError('This box does not say its name.', {
         hint: 'Give one with --name (e.g. --name debian-12).',

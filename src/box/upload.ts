@@ -3,15 +3,17 @@ import { stat } from 'node:fs/promises';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { isAlreadyExists, isNotFound } from '../libvirt/errors.js';
 import type { StoragePoolRef, StorageVolRef } from '../libvirt/protocol/types.js';
-import { volumeXml } from '../libvirt/xml/index.js';
+import { volumeXml, type VolumeFormat } from '../libvirt/xml/index.js';
 import { UserError } from '../ui/errors.js';
 
 /** One disk of a stored box, as the upload needs it. */
 export interface BoxDiskFile {
-  /** The qcow2 file in the box store. */
+  /** The image file in the box store. */
   path: string;
   /** Its virtual size in bytes (from the box metadata or `qemu-img info`). */
   virtualSize: bigint;
+  /** The image's format (default qcow2): the volume gets the same, its bytes as they are. */
+  format?: VolumeFormat;
 }
 
 export interface BoxToUpload {
@@ -45,20 +47,28 @@ const noLock: WithLock = (_key, fn) => fn();
  * The volume name of a box disk: readable, and different whenever the box file is
  * different (re-added with --force), so a stale volume is never taken for a new box.
  */
-export async function boxVolumeName(box: Pick<BoxToUpload, 'name' | 'version'>, index: number, path: string): Promise<string> {
+export async function boxVolumeName(box: Pick<BoxToUpload, 'name' | 'version'>, index: number, path: string, format: VolumeFormat = 'qcow2'): Promise<string> {
   const s = await stat(path);
   const identity = createHash('sha256')
     .update(`${box.name}\0${box.version}\0${index}\0${s.size}\0${s.mtimeMs}\0${s.ino}`)
     .digest('hex')
     .slice(0, 10);
   const slug = (v: string): string => v.replace(/[^A-Za-z0-9._-]+/g, '-');
-  return `vmenv-box_${slug(box.name)}_${slug(box.version)}_${index}_${identity}.qcow2`;
+  return `vmenv-box_${slug(box.name)}_${slug(box.version)}_${index}_${identity}.${format === 'raw' ? 'raw' : 'qcow2'}`;
 }
 
-/** Whether the volume's file (libvirt's `<physical>` size) holds all `size` bytes. */
-async function isComplete(client: LibvirtClient, vol: StorageVolRef, size: number): Promise<boolean> {
-  const m = /<physical unit='bytes'>(\d+)<\/physical>/.exec(await client.storageVolGetXmlDesc(vol));
-  return m !== null && BigInt(m[1]!) === BigInt(size);
+/**
+ * Whether the volume's file (libvirt's `<physical>` size) holds all `size` bytes. A raw
+ * volume's file has its full length from the start (sparse), so there the bytes written
+ * (`<allocation>`: every byte is sent, holes too) must reach it as well.
+ */
+async function isComplete(client: LibvirtClient, vol: StorageVolRef, size: number, format: VolumeFormat): Promise<boolean> {
+  const xml = await client.storageVolGetXmlDesc(vol);
+  const physical = /<physical unit='bytes'>(\d+)<\/physical>/.exec(xml);
+  if (physical === null || BigInt(physical[1]!) !== BigInt(size)) return false;
+  if (format !== 'raw') return true;
+  const allocation = /<allocation unit='bytes'>(\d+)<\/allocation>/.exec(xml);
+  return allocation !== null && BigInt(allocation[1]!) >= BigInt(size);
 }
 
 async function uploadOne(
@@ -78,7 +88,7 @@ async function uploadOne(
   });
   try {
     const existing = await client.storageVolLookupByName(pool, name);
-    if (await isComplete(client, existing, size)) return existing;
+    if (await isComplete(client, existing, size, disk.format ?? 'qcow2')) return existing;
     // Left behind by an upload that did not finish: never reuse it.
     await client.storageVolDelete(existing);
   } catch (err) {
@@ -87,7 +97,7 @@ async function uploadOne(
 
   let vol: StorageVolRef;
   try {
-    vol = await client.storageVolCreateXml(pool, volumeXml({ name, capacityBytes: disk.virtualSize, format: 'qcow2' }));
+    vol = await client.storageVolCreateXml(pool, volumeXml({ name, capacityBytes: disk.virtualSize, format: disk.format ?? 'qcow2' }));
   } catch (err) {
     if (isAlreadyExists(err)) {
       throw new UserError(`another upload of box volume ${name} into pool ${pool.name} is under way`, {
@@ -102,7 +112,7 @@ async function uploadOne(
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (sent) => options.onProgress?.(index, sent, size),
     });
-    if (!(await isComplete(client, vol, size))) {
+    if (!(await isComplete(client, vol, size, disk.format ?? 'qcow2'))) {
       throw new UserError(`the upload of ${disk.path} into ${pool.name}/${name} ended short`, {
         hint: 'Check the free space of the storage pool (vmenv doctor), then run the command again.',
       });
@@ -116,8 +126,10 @@ async function uploadOne(
 }
 
 /**
- * Makes sure every disk of the box is in the pool as a qcow2 volume holding the box
- * file's bytes as they are (never unsparsified), uploading what is missing. Parallel
+ * Makes sure every disk of the box is in the pool as a volume of its format (qcow2, or
+ * raw) holding the box file's bytes as they are (never converted), uploading what is
+ * missing. A qcow2 image goes as it is, sparse; a raw one is sent whole (its holes as
+ * zeros: the stream does not send holes). Parallel
  * callers upload each volume once; a half-uploaded volume is deleted, never reused.
  * Returns the volumes in the order of the box's disks.
  */
@@ -132,7 +144,7 @@ export async function ensureBoxVolumes(
   const volumes: StorageVolRef[] = [];
   for (const [index, disk] of box.disks.entries()) {
     options.signal?.throwIfAborted();
-    const name = await boxVolumeName(box, index, disk.path);
+    const name = await boxVolumeName(box, index, disk.path, disk.format);
     volumes.push(await withLock(`upload:${client.uri}:${poolName}:${name}`, () => uploadOne(client, pool, name, disk, index, options)));
   }
   return volumes;

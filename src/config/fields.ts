@@ -309,10 +309,10 @@ const diskSize = (description: string): SizeField => ({
 // The tables
 
 export const boxFields = {
-  name: str("The box: a name from 'vmenv box list' (e.g. tiny, debian-12), a .box file or a URL.", {
+  name: str("The box: a name from 'vmenv box list' (e.g. tiny, debian-12), a .box file (relative to the project folder) or an http(s) URL, added to the box store at the first up.", {
     examples: ['tiny', 'debian-12'],
   }),
-  version: str("A version or constraint: '1.2.0', '>= 1.0, < 2', '~> 1.2'. Default: the newest.", {
+  version: str("A version or constraint: '1.2.0', '>= 1.0, < 2', '~> 1.2'. Default: the newest. For a .box file or URL: the exact version to store it as.", {
     numeric: true,
     check: versionConstraintProblem,
     examples: ['~> 1.0', '>= 1.0, < 2'],
@@ -322,7 +322,7 @@ export const boxFields = {
 export const boxField: UnionField = {
   kind: 'union',
   description:
-    "The box the machine is built from: a name from 'vmenv box list', a .box file or a URL; or a map with its name and a version constraint.",
+    "The box the machine is built from: a name from 'vmenv box list', a .box file (relative to the project folder) or an http(s) URL, added to the box store at the first up; or a map with its name and a version (a constraint for a name, the exact version to store a file or URL as).",
   what: 'a box name, or a map with name and version',
   options: [
     { ...boxFields.name, normalize: (name: string) => ({ name, version: undefined }) },
@@ -334,7 +334,7 @@ export const boxField: UnionField = {
       normalize: (box: { name: string; version?: string }) => ({ name: box.name, version: box.version }),
     },
   ],
-  examples: ['tiny', { name: 'debian-12', version: '~> 1.0' }],
+  examples: ['tiny', { name: 'debian-12', version: '~> 1.0' }, './boxes/web.box', 'https://example.org/boxes/web.box'],
 };
 
 export const networkFields = {

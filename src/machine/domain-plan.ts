@@ -3,7 +3,8 @@ import { isAbsolute, resolve } from 'node:path';
 import type { MachineConfig } from '../config/types.js';
 import type { PortMapping } from './ports.js';
 import { accessModeOf, machineShares } from './shares.js';
-import type { DiskSpec, DomainSpec, FilesystemSpec, InterfaceSpec } from '../libvirt/xml/index.js';
+import type { DiskSpec, DomainSpec, FilesystemSpec, InterfaceSpec, VolumeFormat, VolumeSpec } from '../libvirt/xml/index.js';
+import { machineVolumeNames } from '../project/names.js';
 
 /** Where a machine's disks are, once the pipeline has made them. */
 export interface MachineVolumes {
@@ -12,6 +13,37 @@ export interface MachineVolumes {
   seed: string;
   /** Extra disks, in the order of `disks:` in vmenv.yaml. */
   extra: string[];
+  /** Overlays on the box's other disks (its second, third, …), in the box's order: attached before `extra`. */
+  boxDisks?: string[];
+}
+
+/** One disk of the box, uploaded into the pool. */
+export interface BoxDiskVolume {
+  /** The volume's path on the libvirt host. */
+  path: string;
+  /** Its format: the box image's own (qcow2 or raw). */
+  format: VolumeFormat;
+  /** Its virtual size in bytes. */
+  capacity: bigint;
+}
+
+/**
+ * The machine's copy-on-write overlays on the box's disks, in the box's order: the root
+ * disk on the first (grown to `rootSize` when given), then one on each other disk. Each
+ * overlay is qcow2; its backing store keeps the box disk's format, so a raw box disk is
+ * read as raw (`<backingStore><format type='raw'/>`). Pure.
+ */
+export function boxOverlayVolumes(resourceName: string, disks: readonly BoxDiskVolume[], rootSize?: bigint): { spec: VolumeSpec; role: 'root' | 'box-disk' }[] {
+  const names = machineVolumeNames(resourceName);
+  return disks.map((d, i) => ({
+    spec: {
+      name: i === 0 ? names.root : names.boxDisk(i),
+      capacityBytes: i === 0 && rootSize !== undefined ? rootSize : d.capacity,
+      format: 'qcow2',
+      backingStore: { path: d.path, format: d.format },
+    },
+    role: i === 0 ? 'root' : 'box-disk',
+  }));
 }
 
 /** The management network a machine's first NIC joins: a libvirt network, or QEMU user-mode. */
@@ -49,14 +81,27 @@ export function seedDrive(machineType: string): { bus: 'ide' | 'sata'; target: s
   return /^(pc-)?q35(\b|-|$)/.test(machineType) ? { bus: 'sata', target: 'sda' } : { bus: 'ide', target: 'hdc' };
 }
 
-/** Extra disks: virtio ones become vdb, vdc, …; SATA and SCSI share sdb, sdc, … (sda: the seed on q35). */
+/** The letters after a disk name's prefix: 0 → a, 25 → z, 26 → aa (as the kernel names them). */
+function diskLetters(n: number): string {
+  return n < 26 ? String.fromCharCode(97 + n) : diskLetters(Math.floor(n / 26) - 1) + String.fromCharCode(97 + (n % 26));
+}
+
+/**
+ * The disks after the root one: first the box's other disks (virtio, in the box's
+ * order: vdb, vdc, …, as vagrant-libvirt attaches them), then the `disks:` of vmenv.yaml:
+ * virtio ones go on (vdd, …); SATA and SCSI share sdb, sdc, … (sda: the seed on q35).
+ */
 function extraDisks(plan: DomainPlan): DiskSpec[] {
   const next: Record<'vd' | 'sd', number> = { vd: 1, sd: 1 };
-  return plan.machine.disks.map((d, i): DiskSpec => {
+  const fromBox = (plan.volumes.boxDisks ?? []).map(
+    (volume): DiskSpec => ({ source: { kind: 'volume', pool: plan.volumes.pool, volume }, bus: 'virtio', target: `vd${diskLetters(next.vd++)}`, format: 'qcow2' }),
+  );
+  const configured = plan.machine.disks.map((d, i): DiskSpec => {
     const prefix = d.bus === 'virtio' ? 'vd' : 'sd';
-    const target = `${prefix}${String.fromCharCode(97 + next[prefix]++)}`;
+    const target = `${prefix}${diskLetters(next[prefix]++)}`;
     return { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.extra[i]! }, bus: d.bus, target, format: d.format };
   });
+  return [...fromBox, ...configured];
 }
 
 /** 9p and virtiofs folders as filesystem devices; src/machine/mounts.ts mounts them by tag. */

@@ -7,7 +7,7 @@
  * - a domain carrying vmenv's `<metadata>` element (the project path and machine name,
  *   see src/libvirt/xml/domain.ts);
  * - a volume named after a machine (`<dir>_<machine>_<hash>.qcow2`, `-seed.iso`,
- *   `-diskN.qcow2`, `-disk-<name>.qcow2`, see src/project/names.ts). Box volumes (`vmenv-box_…`) are never;
+ *   `-diskN.qcow2`, `-disk-<name>.qcow2`, `-boxN.qcow2`, see src/project/names.ts). Box volumes (`vmenv-box_…`) are never;
  * - a network whose bridge is `vmenv-<hash>` (src/machine/network.ts).
  *
  * Judging is pure (`findStale`) over an inventory read from libvirt and the liveness of
@@ -46,7 +46,7 @@ export interface VolumeItem {
   name: string;
   /** The machine's resource name the volume belongs to. */
   resourceName: string;
-  role: 'root' | 'seed' | 'disk';
+  role: 'root' | 'seed' | 'disk' | 'box-disk';
   /**
    * Last modification, ms since the epoch (libvirt's `<timestamps><mtime>`). readInventory
    * reads it only where findStale looks at it: on this host, for a volume whose domain is gone.
@@ -151,15 +151,15 @@ export function domainNetworks(domainXml: string): string[] {
 
 /** `<dir>_<machine>_<8 hex>` as machineResourceName makes it. */
 const RESOURCE_NAME = '[A-Za-z0-9][A-Za-z0-9.-]{0,39}_[a-z0-9][a-z0-9-]{0,62}_[0-9a-f]{8}';
-/** The suffixes of machineVolumeNames: the root, the seed, an extra disk by position or by name. */
-const VOLUME_RE = new RegExp(`^(${RESOURCE_NAME})(?:(\\.qcow2)|(-seed\\.iso)|-disk(?:\\d+|-[a-z0-9][a-z0-9_-]{0,62})\\.qcow2)$`);
+/** The suffixes of machineVolumeNames: the root, the seed, an extra disk by position or by name, an overlay on a box's other disk. */
+const VOLUME_RE = new RegExp(`^(${RESOURCE_NAME})(?:(\\.qcow2)|(-seed\\.iso)|(-disk(?:\\d+|-[a-z0-9][a-z0-9_-]{0,62})\\.qcow2)|-box(\\d+)\\.qcow2)$`);
 
 /** The machine a volume belongs to, from its name; undefined for any other volume (box volumes included). Pure. */
 export function parseMachineVolumeName(name: string): { resourceName: string; role: VolumeItem['role'] } | undefined {
   if (name.startsWith('vmenv-box_')) return undefined;
   const m = VOLUME_RE.exec(name);
   if (m === null) return undefined;
-  return { resourceName: m[1]!, role: m[2] !== undefined ? 'root' : m[3] !== undefined ? 'seed' : 'disk' };
+  return { resourceName: m[1]!, role: m[2] !== undefined ? 'root' : m[3] !== undefined ? 'seed' : m[5] !== undefined ? 'box-disk' : 'disk' };
 }
 
 /** libvirt's `<mtime>` of a volume's XML (seconds with a fraction), in ms. Pure. */

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { findBox, recordUpload, toUploadBox, uploadLock, type StoredBox } from '../box/store.js';
+import { machineBox } from '../box/source.js';
+import { recordUpload, toUploadBox, uploadLock, type StoredBox } from '../box/store.js';
 import { ensureBoxVolumes } from '../box/upload.js';
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { detectVirtualization } from '../host/virtualization.js';
@@ -18,7 +19,7 @@ import { extraDiskVolumeNames, machineVolumeNames } from '../project/names.js';
 import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
 import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../ssh/index.js';
 import { UserError } from '../ui/errors.js';
-import { machineDomainSpec, machineMac, type ManagementNic } from './domain-plan.js';
+import { boxOverlayVolumes, machineDomainSpec, machineMac, type BoxDiskVolume, type ManagementNic } from './domain-plan.js';
 import type { Step } from './pipeline.js';
 import { startNatForwarder, stopNatForwarder } from './forwarding.js';
 import { DEFAULT_NETWORK, ensureNatNetwork, removeNetworkIfUnused } from './network.js';
@@ -43,7 +44,10 @@ export interface UpContext {
   record: MachineState;
   box?: StoredBox;
   pool?: StoragePoolRef;
+  /** The box's first disk in the pool: the root overlay's backing store. */
   baseVolume?: StorageVolRef;
+  /** Every disk of the box in the pool, in the box's order (the first is baseVolume). */
+  boxVolumes?: StorageVolRef[];
   nic?: ManagementNic;
   network?: NetworkRef;
   domain?: DomainRef;
@@ -143,10 +147,19 @@ export function createMachineSteps(): Step<UpContext>[] {
     },
     {
       title: 'Find the box',
-      async run(ctx, _signal, report) {
-        const ref = ctx.machine.box;
-        ctx.box = await findBox(ref.name, ref.version);
-        report.title(`Box ${ctx.box.name} ${ctx.box.version}`);
+      async run(ctx, signal, report) {
+        // A name from the store, or a .box file or URL added to it on first use.
+        const found = await machineBox(ctx.machine.box, {
+          projectDir: ctx.project.dir,
+          signal,
+          onEvent: (e) => {
+            if (e.type === 'download') report.status(`downloading ${(e.received / 2 ** 20).toFixed(0)}${e.total === undefined ? '' : ` of ${(e.total / 2 ** 20).toFixed(0)}`} MiB`);
+            else if (e.type === 'unpack') report.status(`unpacking ${(e.bytes / 2 ** 20).toFixed(0)} MiB`);
+            else if (e.type === 'wait') report.status(`waiting for ${e.what}`);
+          },
+        });
+        ctx.box = found.box;
+        report.title(`Box ${ctx.box.name} ${ctx.box.version}${found.added ? ` (added to the box store from ${found.from})` : ''}`);
         await save(ctx, (r) => {
           r.box = { name: ctx.box!.name, version: ctx.box!.version };
         });
@@ -182,32 +195,40 @@ export function createMachineSteps(): Step<UpContext>[] {
       title: 'Upload the box into the pool',
       async run(ctx, signal, report) {
         const box = ctx.box!;
-        const [base] = await ensureBoxVolumes(ctx.client, ctx.machine.pool, toUploadBox(box), {
+        const several = box.disks.length > 1;
+        const volumes = await ensureBoxVolumes(ctx.client, ctx.machine.pool, toUploadBox(box), {
           signal,
           withLock: uploadLock({ signal }),
           onUploaded: (rec) => recordUpload(box, rec),
-          onProgress: (_d, sent, total) => report.status(`${Math.floor((sent / total) * 100)} % of ${(total / 2 ** 20).toFixed(0)} MiB`),
+          onProgress: (d, sent, total) =>
+            report.status(`${several ? `disk ${d + 1} of ${box.disks.length}: ` : ''}${Math.floor((sent / total) * 100)} % of ${(total / 2 ** 20).toFixed(0)} MiB`),
         });
-        ctx.baseVolume = base;
+        ctx.boxVolumes = volumes;
+        ctx.baseVolume = volumes[0];
+        if (several) report.title(`Upload the box into the pool (${volumes.length} disks)`);
       },
     },
     {
       title: 'Create the machine disk',
       async run(ctx) {
-        const names = machineVolumeNames(ctx.resourceName);
-        const base = ctx.baseVolume!;
-        const info = await ctx.client.storageVolGetInfo(base);
-        const wanted = ctx.machine.disk_size === undefined ? info.capacity : BigInt(ctx.machine.disk_size);
-        if (wanted < info.capacity) {
-          throw new UserError(`disk_size ${Number(wanted) / GiB} GiB is smaller than the box's disk (${Number(info.capacity) / GiB} GiB)`, {
+        const volumes = ctx.boxVolumes ?? [ctx.baseVolume!];
+        const disks: BoxDiskVolume[] = [];
+        for (const [i, vol] of volumes.entries()) {
+          const { capacity } = await ctx.client.storageVolGetInfo(vol);
+          disks.push({ path: await ctx.client.storageVolGetPath(vol), format: ctx.box!.disks[i]?.format ?? 'qcow2', capacity });
+        }
+        const boxSize = disks[0]!.capacity;
+        const wanted = ctx.machine.disk_size === undefined ? boxSize : BigInt(ctx.machine.disk_size);
+        if (wanted < boxSize) {
+          throw new UserError(`disk_size ${Number(wanted) / GiB} GiB is smaller than the box's disk (${Number(boxSize) / GiB} GiB)`, {
             hint: 'A machine disk cannot be smaller than its box: raise disk_size or remove it.',
           });
         }
-        const root = await ctx.client.storageVolCreateXml(
-          ctx.pool!,
-          volumeXml({ name: names.root, capacityBytes: wanted, backingStore: { path: await ctx.client.storageVolGetPath(base), format: 'qcow2' } }),
-        );
-        await save(ctx, (r) => r.volumes.push({ pool: ctx.machine.pool, name: root.name, role: 'root' }));
+        // A qcow2 overlay on each box disk, whatever its format (a raw one is read as raw).
+        for (const { spec, role } of boxOverlayVolumes(ctx.resourceName, disks, wanted)) {
+          const vol = await ctx.client.storageVolCreateXml(ctx.pool!, volumeXml(spec));
+          await save(ctx, (r) => r.volumes.push({ pool: ctx.machine.pool, name: vol.name, role }));
+        }
         await ensureExtraDisks(ctx);
       },
       async rollback(ctx) {
@@ -330,7 +351,7 @@ export async function domainType(machine: MachineConfig): Promise<{ type: 'kvm' 
  * the definition that replaces an existing domain's (reload).
  */
 export async function machineDomainXml(
-  ctx: Pick<UpContext, 'client' | 'project' | 'machine' | 'resourceName' | 'nic'>,
+  ctx: Pick<UpContext, 'client' | 'project' | 'machine' | 'resourceName' | 'nic' | 'record'>,
   uuid?: string,
 ): Promise<string> {
   const { type } = await domainType(ctx.machine);
@@ -341,7 +362,14 @@ export async function machineDomainXml(
     type,
     projectDir: ctx.project.dir,
     machine: ctx.machine,
-    volumes: { pool: ctx.machine.pool, root: names.root, seed: names.seed, extra: extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks) },
+    volumes: {
+      pool: ctx.machine.pool,
+      root: names.root,
+      seed: names.seed,
+      extra: extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks),
+      // The overlays on the box's other disks, as recorded (in the box's order).
+      boxDisks: ctx.record.volumes.filter((v) => v.role === 'box-disk').map((v) => v.name),
+    },
     nic: ctx.nic!,
     ...(log ? { serialLog: log } : {}),
   });

@@ -15,20 +15,25 @@ export function machineResourceName(projectDir: string, machine: string): string
 }
 
 /**
- * The volume names a machine owns in its pool. An extra disk is named after its `name:`
- * (`<resource>-disk-<name>.qcow2`), else after its position in `disks:`
- * (`<resource>-disk<i>.qcow2`); the two forms never collide, and the resource name keeps
- * both unique to the project. src/machine/stale.ts recognises all of them.
+/**
+ * The volume names a machine owns in its pool: the root overlay (on the box's first
+ * disk), the seed, the overlays on the box's other disks (`boxDisk(i)`, i from 1: the
+ * box's second disk is `-box1`) and the `disks:` of vmenv.yaml. An extra disk is named
+ * after its `name:` (`<resource>-disk-<name>.qcow2`), else after its position in
+ * `disks:` (`<resource>-disk<i>.qcow2`); the forms never collide, and the resource name
+ * keeps all of them unique to the project. src/machine/stale.ts recognises all of them.
  */
 export function machineVolumeNames(resourceName: string): {
   root: string;
   seed: string;
   disk: (i: number, name?: string) => string;
+  boxDisk: (i: number) => string;
 } {
   return {
     root: `${resourceName}.qcow2`,
     seed: `${resourceName}-seed.iso`,
     disk: (i, name) => (name === undefined ? `${resourceName}-disk${i}.qcow2` : `${resourceName}-disk-${name}.qcow2`),
+    boxDisk: (i) => `${resourceName}-box${i}.qcow2`,
   };
 }
 

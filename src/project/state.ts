@@ -13,7 +13,8 @@ const STATE_VERSION = 1;
 export interface OwnedVolume {
   pool: string;
   name: string;
-  role: 'root' | 'seed' | 'disk';
+  /** root: the overlay on the box's first disk; box-disk: one on another of its disks (in the box's order); disk: a `disks:` entry. */
+  role: 'root' | 'seed' | 'disk' | 'box-disk';
 }
 
 export interface OwnedNetwork {

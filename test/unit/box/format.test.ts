@@ -1,4 +1,5 @@
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +77,50 @@ describe('writeBoxArchive / readBoxArchive round trip', () => {
       expect(readFileSync(box.disks[1]!.path).equals(readFileSync(diskB))).toBe(true);
     });
   }
+
+  it('v2 with a raw disk: written with "format": "raw", read back as raw, its size the file size', async () => {
+    const raw = join(fresh(), 'data.raw');
+    const bytes = Buffer.alloc(2 * 1024 * 1024);
+    bytes.write('vmenv-data-disk');
+    mkdirSync(dirname(raw), { recursive: true });
+    writeFileSync(raw, bytes);
+    const out = join(fresh(), 'raw2.box');
+    await writeBoxArchive(out, { metadata: { provider: 'libvirt' }, disks: [{ path: diskA }, { path: raw }] });
+    const box = await readBoxArchive(out, fresh());
+    expect(box.metadata.disks).toEqual([{ path: 'box_1.img' }, { path: 'box_2.img', format: 'raw' }]);
+    expect(box.disks.map((d) => [d.format, d.virtualSize])).toEqual([
+      ['qcow2', 64 * 1024 * 1024],
+      ['raw', bytes.length],
+    ]);
+  });
+
+  it('v2: a disk that is not qcow2 must be declared raw; a declared format must match', async () => {
+    const data = Buffer.alloc(4096, 1);
+    const undeclared = await makeTar([
+      { name: 'metadata.json', data: JSON.stringify({ provider: 'libvirt', disks: [{ path: 'a.img' }, { path: 'b.img' }] }) },
+      { name: 'a.img', data: qcow },
+      { name: 'b.img', data },
+    ]);
+    await expect(readBoxArchive(Readable.from([undeclared]), fresh())).rejects.toThrow(/'b\.img' is not a qcow2 image/);
+    const byDefault = await makeTar([
+      { name: 'metadata.json', data: JSON.stringify({ provider: 'libvirt', format: 'raw', disks: [{ path: 'b.img' }] }) },
+      { name: 'b.img', data },
+    ]);
+    expect((await readBoxArchive(Readable.from([byDefault]), fresh())).disks[0]!.format).toBe('raw');
+    const mismatch = await makeTar([
+      { name: 'metadata.json', data: JSON.stringify({ provider: 'libvirt', disks: [{ path: 'a.img', format: 'raw' }] }) },
+      { name: 'a.img', data: qcow },
+    ]);
+    await expect(readBoxArchive(Readable.from([mismatch]), fresh())).rejects.toThrow(/says format 'raw' but 'a\.img' is qcow2/);
+  });
+
+  it('v1 raw: "format": "raw" reads box.img as raw', async () => {
+    const tarball = await makeTar([
+      { name: 'metadata.json', data: JSON.stringify({ provider: 'libvirt', format: 'raw', virtual_size: 1 }) },
+      { name: 'box.img', data: Buffer.alloc(8192, 2) },
+    ]);
+    expect((await readBoxArchive(Readable.from([tarball]), fresh())).disks[0]).toMatchObject({ format: 'raw', virtualSize: 8192 });
+  });
 
   it('reads from a stream as well as from a path', async () => {
     const out = join(fresh(), 's.box');
@@ -278,6 +323,8 @@ describe('pieces', () => {
     expect(() => parseBoxMetadata('{"provider":"libvirt","disks":[]}')).toThrow(/'disks' is not a non-empty list/);
     expect(() => parseBoxMetadata('{"provider":"libvirt","disks":[{"path":"../x"}]}')).toThrow(/leaves the box/);
     expect(() => parseBoxMetadata('{"provider":"libvirt","format":"vmdk"}')).toThrow(/format 'vmdk'/);
+    expect(() => parseBoxMetadata('{"provider":"libvirt","disks":[{"path":"a.img","format":"vmdk"}]}')).toThrow(/disks\[0\]\.format is 'vmdk'/);
+    expect(() => parseBoxMetadata('{"provider":"libvirt","format":"vmdk","disks":[{"path":"a.img"}]}')).toThrow(/format 'vmdk'/);
     expect(() => parseBoxMetadata('{"provider":"libvirt","vmenv":{"nocloud":"yes"}}')).toThrow(/vmenv\.nocloud/);
     expect(parseBoxMetadata('{"provider":"libvirt","format":"qcow2","virtual_size":2,"other":1}')).toEqual({ provider: 'libvirt', format: 'qcow2', virtual_size: 2, other: 1 });
   });

@@ -114,7 +114,7 @@ describe('adding', () => {
     ]);
     const record = JSON.parse(readFileSync(join(r.box.dir, 'vmenv.json'), 'utf8'));
     expect(record).toMatchObject({ name: 'vmenv/tiny', version: '1.0.0', provider: 'libvirt', source: tinyBox, archive_sha256: sha256(tinyBox) });
-    expect(toUploadBox(r.box)).toEqual({ name: 'vmenv/tiny', version: '1.0.0', disks: [{ path: join(r.box.dir, 'box.img'), virtualSize: 64n * 1024n * 1024n }] });
+    expect(toUploadBox(r.box)).toEqual({ name: 'vmenv/tiny', version: '1.0.0', disks: [{ path: join(r.box.dir, 'box.img'), virtualSize: 64n * 1024n * 1024n, format: 'qcow2' }] });
   });
 
   it('the same file again changes nothing; another file of the same name and version needs --force', async () => {

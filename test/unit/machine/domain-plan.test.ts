@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { machineDomainSpec, machineMac, type DomainPlan } from '../../../src/machine/domain-plan.js';
-import { domainXml } from '../../../src/libvirt/xml/index.js';
+import { boxOverlayVolumes, machineDomainSpec, machineMac, type DomainPlan } from '../../../src/machine/domain-plan.js';
+import { domainXml, volumeXml } from '../../../src/libvirt/xml/index.js';
 import { extraDiskVolumeNames } from '../../../src/project/names.js';
 import { parseWithLibvirt, validateXml } from '../xml/helpers.js';
 
-function plan(yaml: string, nic: DomainPlan['nic']): DomainPlan {
+function plan(yaml: string, nic: DomainPlan['nic'], boxDisks?: string[]): DomainPlan {
   const { config } = parseConfig(yaml, '/home/ann/shop/vmenv.yaml');
   const machine = config.machines[0]!;
   return {
@@ -13,7 +13,13 @@ function plan(yaml: string, nic: DomainPlan['nic']): DomainPlan {
     type: 'qemu',
     projectDir: config.dir,
     machine,
-    volumes: { pool: 'default', root: 'shop_web_0a1b2c3d.qcow2', seed: 'shop_web_0a1b2c3d-seed.iso', extra: extraDiskVolumeNames('shop_web_0a1b2c3d', machine.disks) },
+    volumes: {
+      pool: 'default',
+      root: 'shop_web_0a1b2c3d.qcow2',
+      seed: 'shop_web_0a1b2c3d-seed.iso',
+      extra: extraDiskVolumeNames('shop_web_0a1b2c3d', machine.disks),
+      ...(boxDisks ? { boxDisks } : {}),
+    },
     nic,
     serialLog: '/var/log/libvirt/qemu/shop_web_0a1b2c3d-serial.log',
   };
@@ -61,6 +67,31 @@ describe('machineDomainSpec', () => {
     ]);
   });
 
+  it("attaches the box's other disks after the root disk, in the box's order, then the disks of vmenv.yaml", () => {
+    const yaml = 'box: ./two-disks.box\ndisks:\n  - { size: 1G }\n  - { size: 2G, bus: sata }\n';
+    const boxDisks = ['shop_web_0a1b2c3d-box1.qcow2', 'shop_web_0a1b2c3d-box2.qcow2'];
+    const spec = machineDomainSpec(plan(yaml, { mode: 'nat', network: 'n', mac: '52:54:00:00:00:07' }, boxDisks));
+    expect(spec.disks!.map((d) => [d.target, d.source?.kind === 'volume' ? d.source.volume : undefined])).toEqual([
+      ['vda', 'shop_web_0a1b2c3d.qcow2'],
+      ['vdb', 'shop_web_0a1b2c3d-box1.qcow2'],
+      ['vdc', 'shop_web_0a1b2c3d-box2.qcow2'],
+      ['vdd', 'shop_web_0a1b2c3d-disk0.qcow2'],
+      ['sdb', 'shop_web_0a1b2c3d-disk1.qcow2'],
+      ['hdc', 'shop_web_0a1b2c3d-seed.iso'],
+    ]);
+    expect(spec.disks![1]).toMatchObject({ bus: 'virtio', format: 'qcow2' });
+    expect(spec.disks!.filter((d) => d.bootOrder !== undefined).map((d) => d.target)).toEqual(['vda']);
+    const xml = domainXml(spec);
+    validateXml(xml, 'domain');
+    parseWithLibvirt(xml, 'domain');
+  });
+
+  it('names virtio disks past vdz as the kernel does (vdaa, …)', () => {
+    const boxDisks = Array.from({ length: 26 }, (_, i) => `b${i + 1}.qcow2`);
+    const spec = machineDomainSpec(plan('box: tiny\n', { mode: 'nat', network: 'n', mac: '52:54:00:00:00:08' }, boxDisks));
+    expect(spec.disks!.map((d) => d.target).slice(24, 28)).toEqual(['vdy', 'vdz', 'vdaa', 'hdc']);
+  });
+
   it('puts the seed on SATA on a q35 machine, which has no IDE', () => {
     const spec = machineDomainSpec(plan('box: tiny\nboot:\n  machine: q35\n', { mode: 'nat', network: 'n', mac: '52:54:00:00:00:06' }));
     expect(spec.disks![1]).toMatchObject({ device: 'cdrom', bus: 'sata', target: 'sda' });
@@ -100,5 +131,35 @@ describe('machineDomainSpec', () => {
       validateXml(xml, 'domain');
       parseWithLibvirt(xml, 'domain');
     }
+  });
+});
+
+describe('boxOverlayVolumes', () => {
+  const disks = [
+    { path: '/pool/vmenv-box_t_1_0_0123456789.raw', format: 'raw' as const, capacity: 1024n ** 3n },
+    { path: '/pool/vmenv-box_t_1_1_0123456789.qcow2', format: 'qcow2' as const, capacity: 64n * 1024n ** 2n },
+  ];
+
+  it('makes a qcow2 overlay on each box disk, the root first and grown to the size asked', () => {
+    const out = boxOverlayVolumes('shop_web_0a1b2c3d', disks, 2n * 1024n ** 3n);
+    expect(out).toEqual([
+      {
+        role: 'root',
+        spec: { name: 'shop_web_0a1b2c3d.qcow2', capacityBytes: 2n * 1024n ** 3n, format: 'qcow2', backingStore: { path: disks[0]!.path, format: 'raw' } },
+      },
+      {
+        role: 'box-disk',
+        spec: { name: 'shop_web_0a1b2c3d-box1.qcow2', capacityBytes: 64n * 1024n ** 2n, format: 'qcow2', backingStore: { path: disks[1]!.path, format: 'qcow2' } },
+      },
+    ]);
+  });
+
+  it('reads a raw box disk as raw: the backing store says so', () => {
+    const [root] = boxOverlayVolumes('shop_web_0a1b2c3d', disks);
+    const xml = volumeXml(root!.spec);
+    expect(xml).toContain(`<backingStore>\n    <path>${disks[0]!.path}</path>\n    <format type='raw'/>\n  </backingStore>`);
+    expect(xml).toContain("<target>\n    <format type='qcow2'/>");
+    expect(xml).toContain(`<capacity unit='bytes'>${1024 ** 3}</capacity>`);
+    validateXml(xml, 'storagevol');
   });
 });

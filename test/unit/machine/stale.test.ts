@@ -51,6 +51,8 @@ describe('reading what vmenv made', () => {
     expect(parseMachineVolumeName(names.disk(0, 'x'.repeat(63)))).toEqual({ resourceName: rn, role: 'disk' });
     expect(parseMachineVolumeName(`${rn}-disk-Data.qcow2`)).toBeUndefined();
     expect(parseMachineVolumeName(`${rn}-disk-.qcow2`)).toBeUndefined();
+    expect(parseMachineVolumeName(names.boxDisk(1))).toEqual({ resourceName: rn, role: 'box-disk' });
+    expect(parseMachineVolumeName('vmenv-box_tiny_1.0.0_1_0123456789.raw')).toBeUndefined();
     expect(parseMachineVolumeName('vmenv-box_tiny_1.0.0_0_0123456789.qcow2')).toBeUndefined();
     expect(parseMachineVolumeName('vmenv-box_a_b_c_01234567.qcow2')).toBeUndefined();
     expect(parseMachineVolumeName('debian12.qcow2')).toBeUndefined();
