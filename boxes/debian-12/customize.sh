@@ -19,6 +19,11 @@ chmod 0755 "$root/usr/local/sbin/vmenv-growroot"
 nocloud=$COMMON_DIR/nocloud/vmenv-nocloud
 [ -f "$nocloud" ] || { echo "customize: $nocloud is missing" >&2; exit 1; }
 install -m 0755 "$nocloud" "$root/usr/local/sbin/vmenv-nocloud"
+# Vagrant's insecure public keys: vmenv-nocloud authorizes them on a seedless first boot.
+install -d -m 0755 "$root/usr/share/vmenv-nocloud"
+cat "$COMMON_DIR/vagrant-keys/vagrant.pub.ed25519" "$COMMON_DIR/vagrant-keys/vagrant.pub.rsa" \
+	>"$root/usr/share/vmenv-nocloud/vagrant-insecure.pub"
+chmod 0644 "$root/usr/share/vmenv-nocloud/vagrant-insecure.pub"
 
 # Documentation the packages brought before the dpkg exclusions applied.
 say "dropping documentation, manual pages and translations"

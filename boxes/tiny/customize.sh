@@ -4,10 +4,11 @@
 #
 # It builds a new, minimal root from what was extracted — busybox (static) as init and
 # userland, the Debian kernel with the few modules listed in modules.txt, dropbear,
-# rsync, sudo, sftp-server, resize2fs, vmenv-nocloud and the files in files/ — and an
-# initramfs of busybox and the modules that mount the root disk. Nothing else of the
-# packages is kept (no docs, man pages, locales, dpkg database). Then it replaces the
-# extracted tree in ROOTDIR with the new root.
+# rsync, sudo, sftp-server, scp, resize2fs, vmenv-nocloud, Vagrant's insecure public
+# keys and the files in files/ — and an initramfs of busybox and the modules that
+# mount the root disk. Nothing else of the packages is kept (no docs, man pages,
+# locales, dpkg database). Then it replaces the extracted tree in ROOTDIR with the new
+# root.
 #
 # Environment: RECIPE_DIR (this folder), COMMON_DIR (boxes/common), BUILD_DIR (a
 # scratch directory; default $TMPDIR). Host tools: POSIX sh and coreutils, chroot,
@@ -101,6 +102,9 @@ copy_elf /usr/bin/dropbearkey
 copy_elf /usr/bin/rsync
 copy_elf /usr/lib/openssh/sftp-server
 ln -s openssh/sftp-server "$S/usr/lib/sftp-server"   # where dropbear looks for it
+# scp: Vagrant uploads files (its own key at first contact, provisioner scripts) with the
+# SCP protocol, which runs `scp -t` on the guest
+copy_elf /usr/bin/scp
 copy_elf "$(cd "$ROOT" && for f in sbin/resize2fs usr/sbin/resize2fs; do [ -e "$f" ] && echo "/$f" && break; done)"
 # sudo: the binary (setuid root), its policy plugin and PAM with two modules
 copy_elf /usr/bin/sudo 4755
@@ -168,6 +172,11 @@ echo "tiny: $(find "$S/usr/lib/modules" -name '*.ko*' | wc -l) kernel modules ke
 # --- the files of the recipe, vmenv-nocloud --------------------------------------------
 cp -R "$RECIPE_DIR/files/." "$S/"
 cp "$COMMON_DIR/nocloud/vmenv-nocloud" "$S/usr/sbin/vmenv-nocloud"
+# Vagrant's insecure public keys: vmenv-nocloud authorizes them on a seedless first boot
+mkdir -p "$S/usr/share/vmenv-nocloud"
+cat "$COMMON_DIR/vagrant-keys/vagrant.pub.ed25519" "$COMMON_DIR/vagrant-keys/vagrant.pub.rsa" \
+	>"$S/usr/share/vmenv-nocloud/vagrant-insecure.pub"
+chmod 0644 "$S/usr/share/vmenv-nocloud/vagrant-insecure.pub"
 chmod 0755 "$S/usr/sbin/vmenv-nocloud" "$S/etc/init.d/"* "$S/usr/libexec/vmenv/"* \
 	"$S/etc/udhcpc/default.script" "$S/etc/acpi/"*
 chmod 0440 "$S/etc/sudoers" "$S/etc/sudoers.d/"*

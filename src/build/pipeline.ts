@@ -12,7 +12,7 @@
  * The work directory is removed at the end whatever happened (Ctrl-C included), once
  * nothing is mounted in it; outputs appear only when every step succeeded.
  */
-import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
 import { writeBoxArchive } from '../box/format.js';
@@ -227,11 +227,13 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
             root_fs_uuid: c.uuid,
           },
         };
+        // vagrant-libvirt's boxes carry a Vagrantfile with the provider's defaults for them.
+        const vagrantfile = recipe.vagrantfile === undefined ? undefined : await readFile(recipe.vagrantfile, 'utf8');
         await mkdir(dirname(out.box), { recursive: true });
         let last = 0;
         await writeBoxArchive(
           out.box,
-          { metadata, disks: [{ path: c.work.qcow2 }] },
+          { metadata, disks: [{ path: c.work.qcow2 }], ...(vagrantfile === undefined ? {} : { vagrantfile }) },
           {
             gzip: false,
             ...signalOpt(signal),

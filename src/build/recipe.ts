@@ -69,7 +69,12 @@ export interface Recipe extends RecipeSpec {
   diskBytes: number;
   /** Absolute path of the customize hook, when there is one. */
   customizeHook?: string;
+  /** Absolute path of the recipe's `Vagrantfile`, shipped in the .box, when it has one. */
+  vagrantfile?: string;
 }
+
+/** The file of a recipe folder that the build puts into the .box as its Vagrantfile. */
+export const RECIPE_VAGRANTFILE = 'Vagrantfile';
 
 export interface RecipeProblem {
   /** Field path, e.g. `packages[2]`, `boot.cmdline`; empty for the whole file. */
@@ -471,10 +476,24 @@ export async function loadRecipe(dir: string): Promise<Recipe> {
       else if (more.length === 0) at(`cannot read ${spec.hooks.customize}: ${(err as Error).message}`);
     }
   }
+  let vagrantfile: string | undefined = join(absDir, RECIPE_VAGRANTFILE);
+  try {
+    if (!(await stat(vagrantfile)).isFile()) more.push({ path: '', message: `${RECIPE_VAGRANTFILE} is not a file (the build ships it in the .box)` });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    vagrantfile = undefined;
+  }
   if (more.length > 0) throw new RecipeError(file, more);
 
   const diskBytes = Math.ceil(parseSize(spec.disk_size)! / MiB) * MiB;
-  return { ...spec, dir: absDir, file, diskBytes, ...(customizeHook === undefined ? {} : { customizeHook }) };
+  return {
+    ...spec,
+    dir: absDir,
+    file,
+    diskBytes,
+    ...(customizeHook === undefined ? {} : { customizeHook }),
+    ...(vagrantfile === undefined ? {} : { vagrantfile }),
+  };
 }
 
 function lineOfKey(text: string, key: string): number | undefined {

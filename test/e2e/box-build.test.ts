@@ -2,7 +2,7 @@
  * `vmenv box build debian-12` end to end, with the built CLI, as root:
  *   1. build the box (or reuse one built from the same recipe and builder, see below);
  *   2. check the .box: metadata.json (libvirt, qcow2, 10 GiB, vmenv fields with the
- *      recipe hash) and the qcow2 disk inside;
+ *      recipe hash), the recipe's Vagrantfile and the qcow2 disk inside;
  *   3. boot it under QEMU directly — SeaBIOS boots the disk by itself, no -kernel — on an
  *      overlay larger than the box, with a NoCloud seed ISO carrying a fresh SSH key and a
  *      host name; user-mode networking (restrict=on) with SSH forwarded to 127.0.0.1;
@@ -181,9 +181,10 @@ describe(`vmenv box build ${RECIPE}`, () => {
     expect((await readdir(tmpdir())).filter((f) => f.startsWith(`vmenv-build-${RECIPE}-`))).toEqual([]);
   });
 
-  it('holds metadata.json (libvirt, qcow2, 10 GiB, vmenv fields) and a compressed qcow2 disk', async () => {
+  it('holds metadata.json (libvirt, qcow2, 10 GiB, vmenv fields), the recipe\'s Vagrantfile and a compressed qcow2 disk', async () => {
     const listing = (await sh('tar', ['-tf', boxPath])).trim().split('\n');
-    expect(listing).toEqual(['metadata.json', 'box.img']);
+    expect(listing).toEqual(['metadata.json', 'Vagrantfile', 'box.img']);
+    expect(await sh('tar', ['-xOf', boxPath, 'Vagrantfile'])).toBe(await readFile(join(root, 'boxes', RECIPE, 'Vagrantfile'), 'utf8'));
     const metadata = JSON.parse(await sh('tar', ['-xOf', boxPath, 'metadata.json'])) as Record<string, unknown> & { vmenv: Record<string, unknown> };
     expect(metadata).toMatchObject({ provider: 'libvirt', format: 'qcow2', virtual_size: 10 });
     expect(metadata.vmenv).toMatchObject({

@@ -204,6 +204,15 @@ describe('loadRecipe', () => {
     expect(loaded.diskBytes).toBe(100 * 1024 * 1024);
   });
 
+  it('takes the Vagrantfile of the folder, when there is one, for the .box', async () => {
+    const none = await recipe('novagrantfile', 'name: x\n');
+    expect((await loadRecipe(none)).vagrantfile).toBeUndefined();
+    const some = await recipe('vagrantfile', 'name: x\n', { Vagrantfile: { text: 'Vagrant.configure("2") do |config|\nend\n' } });
+    expect((await loadRecipe(some)).vagrantfile).toBe(join(some, 'Vagrantfile'));
+    const folder = await recipe('vagrantfile-dir', 'name: x\n', { 'Vagrantfile/x': { text: '' } });
+    await expect(loadRecipe(folder)).rejects.toThrow(/Vagrantfile is not a file/);
+  });
+
   it('says when a folder has no recipe.yaml', async () => {
     await mkdir(join(dir, 'empty'), { recursive: true });
     await expect(loadRecipe(join(dir, 'empty'))).rejects.toThrow(/is not a recipe: it has no recipe.yaml/);

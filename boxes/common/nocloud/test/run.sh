@@ -13,11 +13,16 @@
 # A case is a folder: seed/ (meta-data, user-data, network-config), optionally
 # seed2/, seed3/ (later boots with these seeds), root/ (files added to the fake
 # root), env (VAR=value lines), transform ("crlf", "bom": applied to the seed files),
-# bin/ (programs put first on PATH, e.g. a stand-in for useradd).
-# Without seed/ the script runs with no seed at all.
+# bin/ (programs put first on PATH, e.g. a stand-in for useradd), boots (the boots in
+# order, one a line: a seed folder's name, "none" for a boot without a seed, or
+# "sh FILE" to run FILE of the case with ROOT set to the fake root between boots).
+# Without boots: seed, seed2, seed3 as they exist; without any, one boot with no seed.
+# Every fake root has Vagrant's insecure keys where the boxes install them
+# (usr/share/vmenv-nocloud/vagrant-insecure.pub; usr/ is not listed in the transcript).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 script=$here/../vmenv-nocloud
+keys=$here/../../vagrant-keys
 shell=sh
 update=0
 names=
@@ -55,6 +60,8 @@ base_root() {
 	printf 'root:*:::::::\nvagrant:*:::::::\n' >"$1/etc/shadow"
 	printf '127.0.0.1\tlocalhost\n127.0.1.1\ttiny\n' >"$1/etc/hosts"
 	echo tiny >"$1/etc/hostname"
+	mkdir -p "$1/usr/share/vmenv-nocloud"
+	cat "$keys/vagrant.pub.ed25519" "$keys/vagrant.pub.rsa" >"$1/usr/share/vmenv-nocloud/vagrant-insecure.pub"
 }
 
 # runs the script; output and exit status into the case's transcript
@@ -74,8 +81,14 @@ invoke() { # root seed-dir-or-empty
 transcript() { # case-dir root
 	case=$1 root=$2
 	n=0
-	for s in seed seed2 seed3; do
-		[ -d "$case/$s" ] || continue
+	if [ -f "$case/boots" ]; then boots=$(cat "$case/boots")
+	else boots=$(for s in seed seed2 seed3; do [ -d "$case/$s" ] && echo "$s"; done); fi
+	while IFS= read -r s; do
+		case $s in
+		'') continue ;;
+		none) n=$((n + 1)); echo "== boot $n (no seed)"; invoke "$root" ""; continue ;;
+		'sh '*) echo "== ${s#sh }"; ROOT=$root "$SH" "$case/${s#sh }" 2>&1; echo "exit $?"; continue ;;
+		esac
 		n=$((n + 1))
 		rm -rf "$tmp/$s"; cp -R "$case/$s" "$tmp/$s"
 		for f in "$tmp/$s"/*; do
@@ -88,10 +101,12 @@ transcript() { # case-dir root
 		done
 		echo "== boot $n ($s)"
 		invoke "$root" "$tmp/$s"
-	done
+	done <<EOF
+$boots
+EOF
 	if [ "$n" = 0 ]; then echo "== boot 1 (no seed)"; invoke "$root" ""; fi
 	echo "== files"
-	(cd "$root" && find . -path ./var/log -prune -o \( -type d -o -type f \) -print | sort | while IFS= read -r f; do
+	(cd "$root" && find . \( -path ./var/log -o -path ./usr \) -prune -o \( -type d -o -type f \) -print | sort | while IFS= read -r f; do
 		[ "$f" = . ] && continue
 		if [ -d "$f" ]; then echo "d $(stat -c %a "$f") ${f#./}"; continue; fi
 		echo "f $(stat -c %a "$f") ${f#./}"
