@@ -8,6 +8,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BOX_CACHE_DIR, boxCacheKey, cachedBoxName } from '../dist/build/cache.js';
 import { commonDirFor, resolveRecipeDir } from '../dist/build/locate.js';
+import { openLibvirt } from '../dist/libvirt/index.js';
+import { networkXml } from '../dist/libvirt/xml/index.js';
+import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, pickFreeSubnet } from '../dist/net/subnet.js';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const bin = join(root, 'bin', 'run.js');
@@ -84,4 +87,32 @@ export function finish(name, results, data, loadAtStart) {
   writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), host, results, ...data }, null, 2)}\n`);
   if (process.argv.includes('--json')) console.log(JSON.stringify({ results, ...data }, null, 2));
   process.exit(results.every((r) => r.pass) ? 0 : 1);
+}
+
+/**
+ * A libvirt connection for one piece of work. None stays open across CLI runs: those
+ * block the event loop, and libvirtd drops a client that misses its keepalives.
+ */
+export async function withLibvirt(uri, fn) {
+  const client = await openLibvirt(uri);
+  try {
+    return await fn(client);
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+/** A NAT network of a benchmark's own on a free subnet (of the namespace's routes and libvirt's networks): vmenv finds it there, as the reference does. */
+export function createBenchNetwork(uri, netns, name) {
+  return withLibvirt(uri, async (client) => {
+    const used = [...(await hostRoutesAndAddresses({ netns })).used];
+    for (const n of await client.connectListAllNetworks()) used.push(...networkXmlSubnets(await client.networkGetXmlDesc(n)));
+    const subnet = pickFreeSubnet(used);
+    if (!subnet) throw new Error('no free subnet for the benchmark network');
+    const a = networkAddresses(subnet);
+    const net = await client.networkDefineXml(
+      networkXml({ name, forward: { mode: 'nat' }, ipv4: { address: a.gateway, prefix: a.prefix, dhcp: { range: { start: a.dhcpStart, end: a.dhcpEnd } } } }),
+    );
+    await client.networkCreate(net);
+  });
 }

@@ -35,12 +35,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DomainState, openLibvirt } from '../dist/libvirt/index.js';
-import { networkXml } from '../dist/libvirt/xml/index.js';
+import { DomainState } from '../dist/libvirt/index.js';
 import { renderSeed } from '../dist/machine/seed.js';
 import { sharedSshSocket } from '../dist/machine/shared-ssh.js';
-import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, pickFreeSubnet } from '../dist/net/subnet.js';
-import { bin, finish, harness, median, ms, root, sec, tinyBox, trapInterrupts } from './lib.mjs';
+import { bin, createBenchNetwork, finish, harness, median, ms, root, sec, tinyBox, trapInterrupts, withLibvirt as withLibvirtAt } from './lib.mjs';
 
 const { uri, pool, netns } = harness();
 const rounds = {
@@ -133,18 +131,7 @@ function opensshArgs(project) {
   ];
 }
 
-/**
- * A connection for one piece of work. None stays open across the CLI runs: those block
- * this event loop, and libvirtd drops a client that misses its keepalives.
- */
-async function withLibvirt(fn) {
-  const client = await openLibvirt(uri);
-  try {
-    return await fn(client);
-  } finally {
-    await client.close().catch(() => undefined);
-  }
-}
+const withLibvirt = (fn) => withLibvirtAt(uri, fn);
 
 /** The step lines of every `vmenv up` of a new machine. */
 const steps = [];
@@ -157,19 +144,9 @@ const samples = {
 };
 
 /** A libvirt network of this benchmark on a free subnet: vmenv finds it there, as the reference does. */
-function createNetwork() {
-  return withLibvirt(async (client) => {
-    const used = [...(await hostRoutesAndAddresses({ netns })).used];
-    for (const n of await client.connectListAllNetworks()) used.push(...networkXmlSubnets(await client.networkGetXmlDesc(n)));
-    const subnet = pickFreeSubnet(used);
-    if (!subnet) throw new Error('no free subnet for the benchmark network');
-    const a = networkAddresses(subnet);
-    const net = await client.networkDefineXml(
-      networkXml({ name: networkName, forward: { mode: 'nat' }, ipv4: { address: a.gateway, prefix: a.prefix, dhcp: { range: { start: a.dhcpStart, end: a.dhcpEnd } } } }),
-    );
-    live.network = networkName;
-    await client.networkCreate(net);
-  });
+async function createNetwork() {
+  live.network = networkName;
+  await createBenchNetwork(uri, netns, networkName);
 }
 
 /** `vmenv up` of a new machine in its own project; the project stays in `live` until destroyed. */

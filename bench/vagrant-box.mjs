@@ -19,11 +19,8 @@ import { performance } from 'node:perf_hooks';
 import { BOX_CACHE_DIR, boxCacheKey, cachedBoxName } from '../dist/build/cache.js';
 import { commonDirFor } from '../dist/build/locate.js';
 import { hashRecipe } from '../dist/build/recipe-hash.js';
-import { openLibvirt } from '../dist/libvirt/index.js';
-import { networkXml } from '../dist/libvirt/xml/index.js';
 import { renderSeed } from '../dist/machine/seed.js';
-import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, pickFreeSubnet } from '../dist/net/subnet.js';
-import { bin, finish, harness, median, root, sec, trapInterrupts } from './lib.mjs';
+import { bin, createBenchNetwork, finish, harness, median, root, sec, trapInterrupts, withLibvirt as withLibvirtAt } from './lib.mjs';
 
 const { uri, pool, netns } = harness();
 const rounds = Number(process.env.BENCH_UP_ROUNDS ?? 3);
@@ -46,14 +43,7 @@ const vmenv = (args, cwd) => run(process.execPath, [bin, ...args, '--cwd', cwd],
 const virsh = (...args) => execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const virshQuiet = (...args) => spawnSync('virsh', ['-q', '-c', uri, ...args], { stdio: 'ignore' });
 
-async function withLibvirt(fn) {
-  const client = await openLibvirt(uri);
-  try {
-    return await fn(client);
-  } finally {
-    await client.close().catch(() => undefined);
-  }
-}
+const withLibvirt = (fn) => withLibvirtAt(uri, fn);
 
 /** The cached build of the fixture recipe, keyed as test/support/boxes.ts keys it (its hook runs debian-12's). */
 async function vagrantBox() {
@@ -89,18 +79,8 @@ function destroy(project) {
 }
 
 async function createNetwork() {
-  await withLibvirt(async (client) => {
-    const used = [...(await hostRoutesAndAddresses({ netns })).used];
-    for (const n of await client.connectListAllNetworks()) used.push(...networkXmlSubnets(await client.networkGetXmlDesc(n)));
-    const subnet = pickFreeSubnet(used);
-    if (!subnet) throw new Error('no free subnet for the benchmark network');
-    const a = networkAddresses(subnet);
-    const net = await client.networkDefineXml(
-      networkXml({ name: tag, forward: { mode: 'nat' }, ipv4: { address: a.gateway, prefix: a.prefix, dhcp: { range: { start: a.dhcpStart, end: a.dhcpEnd } } } }),
-    );
-    live.network = true;
-    await client.networkCreate(net);
-  });
+  live.network = true;
+  await createBenchNetwork(uri, netns, tag);
 }
 
 /** The reference machine: vmenv's domain XML under another name and MAC, up through bench/up-reference.sh. */
