@@ -128,7 +128,7 @@ describe('a Vagrant-style box (insecure key, no cloud-init)', () => {
 
     ok(await vmenv(dir, ['destroy', '-f']));
     expect(await leftovers(dir, ['default'])).toEqual([]);
-  });
+  }, 900_000);
 
   it("keeps the key it logged in with under insert_key: false, also a given RSA key (rsa-sha2 through ssh2 and OpenSSH)", async () => {
     const dir = project('kept', [
@@ -158,7 +158,7 @@ describe('a Vagrant-style box (insecure key, no cloud-init)', () => {
 
     ok(await vmenv(dir, ['destroy', '-f']));
     expect(await leftovers(dir, ['plain', 'given'])).toEqual([]);
-  });
+  }, 900_000);
 });
 
 describe('bad input leaves nothing behind', () => {
