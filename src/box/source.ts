@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BoxRef } from '../config/types.js';
 import { withFileLock } from '../util/file-lock.js';
 import { ExitCode, UserError } from '../ui/errors.js';
 import { redactUrl } from './download.js';
@@ -114,7 +115,7 @@ async function storedFrom(source: string, version: string | undefined, options: 
  * when adding fails (the store's own guarantee); the error says what failed and what
  * to do.
  */
-export async function machineBox(ref: { name: string; version: string | undefined }, options: MachineBoxOptions): Promise<MachineBox> {
+export async function machineBox(ref: BoxRef, options: MachineBoxOptions): Promise<MachineBox> {
   const store: StoreOptions = options.home === undefined ? {} : { home: options.home };
   const location = boxLocation(ref.name, options.projectDir);
   if (location.kind === 'name') return { box: await findBox(location.name, ref.version, store), added: false };
