@@ -11,6 +11,8 @@
 #   bench/rsync-auto.mjs — with the tiny box: a saved file visible in the guest through
 #                       `vmenv rsync-auto` (median <= 500 ms; reference: one rsync over a new
 #                       SSH connection); a burst of 1000 files (<= 3 syncs)
+#   bench/vagrant-box.mjs — `up` of a Vagrant-style box (insecure key replaced) vs
+#                       virsh + ssh polling with the insecure key (target <= 1.10x)
 # Needs root for the test harness's libvirtd (test/host/setup.sh), like the tests.
 #   bash bench/run.sh            (or: npm run bench)
 set -euo pipefail
@@ -28,4 +30,5 @@ node bench/libvirt.mjs || status=1
 node bench/ssh.mjs || status=1
 node bench/lifecycle.mjs || status=1
 node bench/rsync-auto.mjs || status=1
+node bench/vagrant-box.mjs || status=1
 exit "$status"
