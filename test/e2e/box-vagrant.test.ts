@@ -14,13 +14,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBoxArchive } from '../../src/box/format.js';
+import { freeLoopbackPort } from '../../src/machine/ports.js';
 import { renderSeed, writeSeedIso } from '../../src/machine/seed.js';
 import { builtBox } from '../support/boxes.js';
 
@@ -49,17 +49,6 @@ async function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<str
   return stdout;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function consoleTail(g: Guest): Promise<string> {
   if (!existsSync(g.console)) return '(no console output)';
@@ -70,7 +59,7 @@ async function consoleTail(g: Guest): Promise<string> {
 async function boot(name: string, seedIso?: string): Promise<Guest> {
   const overlay = join(work, `${name}.qcow2`);
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', disk, '-F', 'qcow2', overlay, '2G']);
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const console = join(work, `${name}-console.log`);
   const qemu = spawn(
     'qemu-system-x86_64',
