@@ -134,7 +134,7 @@ async function runOrFail(session: SshSession, command: string, what: string, sig
  * key, proves it with a new connection (`reconnect`), then removes the insecure keys
  * through that one. Returns the new session; the old one is closed.
  */
-export async function replaceInsecureKey(
+async function replaceInsecureKey(
   session: SshSession,
   machineKey: LoginKey,
   reconnect: () => Promise<SshSession>,
@@ -166,4 +166,38 @@ export async function keyFileFor(key: LoginKey, machineDir: string): Promise<str
   const path = join(machineDir, `vagrant-insecure-${key.insecure ?? 'key'}`);
   await writeFile(path, key.privateKey.endsWith('\n') ? key.privateKey : `${key.privateKey}\n`, { mode: 0o600 });
   return path;
+}
+
+/** What the first login settled: the session to go on with, the key later commands use, what to tell the user. */
+export interface SettledLogin {
+  session: SshSession;
+  privateKeyPath: string;
+  /** Set when the machine's key just replaced an insecure one. */
+  keyInserted?: string;
+  /** "; Vagrant's insecure ed25519 key replaced with the machine's key", or '' when the machine's key got in. */
+  note: string;
+}
+
+/**
+ * After `up` got in with one of `keys`: the machine's key needs nothing; an insecure
+ * key is replaced (unless `insertKey` is off); any other key is kept, as Vagrant does.
+ */
+export async function settleLogin(
+  session: SshSession,
+  keys: LoginKey[],
+  options: { insertKey: boolean; machineDir: string; reconnect: (own: LoginKey) => Promise<SshSession>; onStatus?: (s: string) => void; signal?: AbortSignal },
+): Promise<SettledLogin> {
+  const used = keys[session.acceptedKey.index]!;
+  const own = keys.find((k) => k.machine)!;
+  if (used.machine) return { session, privateKeyPath: own.path!, note: '' };
+  if (used.insecure && options.insertKey) {
+    options.onStatus?.(`logged in with ${used.label}: replacing it with the machine's key`);
+    const fresh = await replaceInsecureKey(session, own, () => options.reconnect(own), options.signal);
+    return { session: fresh, privateKeyPath: own.path!, keyInserted: new Date().toISOString(), note: `; ${used.label} replaced with the machine's key` };
+  }
+  return {
+    session,
+    privateKeyPath: await keyFileFor(used, options.machineDir),
+    note: `; logged in with ${used.label}${used.insecure ? ', kept (ssh.insert_key is false)' : ''}`,
+  };
 }

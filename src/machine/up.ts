@@ -28,7 +28,7 @@ import { choosePorts, freeLoopbackPort, isPortFree } from './ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
 import { machineCloudInit, type MachineCloudInit } from './cloud-init.js';
 import { runtimeDirPath } from '../util/runtime-dir.js';
-import { keyFileFor, loginKeys, MACHINE_KEY_FILE, replaceInsecureKey, type LoginKey } from './login.js';
+import { loginKeys, MACHINE_KEY_FILE, settleLogin, type LoginKey } from './login.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
 
@@ -478,24 +478,21 @@ export function reachSteps(): Step<UpContext>[] {
             onAttempt: (a) => report.status(`attempt ${a.attempt}: ${a.outcome}`),
           });
         const { session, elapsedMs } = await connect(keys, ctx.machine.boot.timeout * 1000);
-        const used = keys[session.acceptedKey.index]!;
         ctx.session = session;
-        let note = '';
-        if (used.machine) {
-          if (ctx.record.ssh.privateKeyPath !== keyPath) await save(ctx, (r) => (r.ssh.privateKeyPath = keyPath));
-        } else if (used.insecure && ctx.machine.ssh.insert_key) {
-          report.status(`logged in with ${used.label}: replacing it with the machine's key`);
-          const own = keys.find((k) => k.machine)!;
-          ctx.session = await replaceInsecureKey(session, own, async () => (await connect([own], 60_000)).session, signal);
+        const settled = await settleLogin(session, keys, {
+          insertKey: ctx.machine.ssh.insert_key,
+          machineDir: dir,
+          reconnect: async (own) => (await connect([own], 60_000)).session,
+          onStatus: (s) => report.status(s),
+          signal,
+        });
+        ctx.session = settled.session;
+        const { note, privateKeyPath, keyInserted } = settled;
+        if (privateKeyPath !== ctx.record.ssh.privateKeyPath || keyInserted) {
           await save(ctx, (r) => {
-            r.ssh.privateKeyPath = keyPath;
-            r.ssh.keyInserted = new Date().toISOString();
+            r.ssh.privateKeyPath = privateKeyPath;
+            if (keyInserted) r.ssh.keyInserted = keyInserted;
           });
-          note = `; ${used.label} replaced with the machine's key`;
-        } else {
-          const path = await keyFileFor(used, dir);
-          if (ctx.record.ssh.privateKeyPath !== path) await save(ctx, (r) => (r.ssh.privateKeyPath = path));
-          note = `; logged in with ${used.label}${used.insecure ? ', kept (ssh.insert_key is false)' : ''}`;
         }
         report.title(`SSH ready (${(elapsedMs / 1000).toFixed(1)} s${note})`);
       },

@@ -47,8 +47,3 @@ export function vagrantInsecureKeys(): Promise<InsecureKey[]> {
   );
   return loaded;
 }
-
-/** The insecure key with this public key fingerprint, if it is one. */
-export async function insecureKeyByFingerprint(fingerprint: string): Promise<InsecureKey | undefined> {
-  return (await vagrantInsecureKeys()).find((k) => k.fingerprint === fingerprint);
-}
