@@ -115,7 +115,10 @@ async function cleanUp() {
       console.error(`vagrant-box: could not destroy ${project}: ${err.message.split('\n')[0]}`);
     }
   }
-  if (live.network) virshQuiet('net-destroy', tag), virshQuiet('net-undefine', tag);
+  if (live.network) {
+    virshQuiet('net-destroy', tag);
+    virshQuiet('net-undefine', tag);
+  }
   if (live.boxVolume) virshQuiet('vol-delete', '--pool', pool, live.boxVolume);
   rmSync(work, { recursive: true, force: true });
 }
