@@ -602,7 +602,7 @@ async function unpack(source: Readable, destDir: string, label: string, options:
       format = 'raw';
       virtualSize = rec.size;
     }
-    const declared = boxLayout(metadata) === 'v1' ? metadata.format : d.format;
+    const declared = d.format ?? metadata.format;
     if (declared !== undefined && declared !== format) {
       throw corrupt(label, `metadata.json says format '${declared}' but '${d.path}' is ${format}`);
     }

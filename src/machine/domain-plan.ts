@@ -61,6 +61,8 @@ export interface DomainPlan {
   nic: ManagementNic;
   /** A file on the libvirt host receiving the guest's serial console. */
   serialLog?: string;
+  /** The stored box's name, for the domain's metadata (default: `box:` as written, which may be a path or a URL). */
+  boxName?: string;
 }
 
 /**
@@ -149,6 +151,6 @@ export function machineDomainSpec(plan: DomainPlan): DomainSpec {
     interfaces: [managementInterface(plan)],
     filesystems: shares(plan),
     serial: plan.serialLog === undefined ? {} : { logFile: plan.serialLog },
-    metadata: { projectPath: plan.projectDir, machine: m.name, box: m.box.name },
+    metadata: { projectPath: plan.projectDir, machine: m.name, box: plan.boxName ?? m.box.name },
   };
 }

@@ -121,12 +121,14 @@ async function haltDomain(h: MachineHandle, record: MachineState, options: HaltO
       // libvirt holds an accepted request until the guest is off, and forever with a hung
       // agent: half of shutdown.timeout for the agent, the other half for the power button.
       const windowMs = Math.round(timeoutMs / 2);
+      const asked = Date.now();
       const answer = await agentShutdown(h, live.domain, windowMs, options.signal);
       if (answer === true) {
         note('the guest agent shut it down');
         return 'graceful';
       }
-      if (answer === false) acpiWaitMs = timeoutMs - windowMs;
+      // The power button gets what is left of shutdown.timeout, also after a late refusal.
+      acpiWaitMs = Math.max(0, timeoutMs - (Date.now() - asked));
       note(
         answer === false
           ? `still running ${windowMs / 1000} s after asking the guest agent: pressing the ACPI power button`

@@ -44,9 +44,7 @@ export interface UpContext {
   record: MachineState;
   box?: StoredBox;
   pool?: StoragePoolRef;
-  /** The box's first disk in the pool: the root overlay's backing store. */
-  baseVolume?: StorageVolRef;
-  /** Every disk of the box in the pool, in the box's order (the first is baseVolume). */
+  /** Every disk of the box in the pool, in the box's order (the first backs the root overlay). */
   boxVolumes?: StorageVolRef[];
   nic?: ManagementNic;
   network?: NetworkRef;
@@ -118,7 +116,7 @@ async function deleteVolume(client: LibvirtClient, pool: string, name: string): 
 
 /** Creates the volumes of the `disks:` that have none yet (all on a first up; new ones on reload). */
 export async function ensureExtraDisks(ctx: Pick<UpContext, 'client' | 'machine' | 'resourceName' | 'record' | 'state'>): Promise<number> {
-  const names = extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks);
+  const names = extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks, ctx.record.volumes.map((v) => v.name));
   let made = 0;
   for (const [i, d] of ctx.machine.disks.entries()) {
     const name = names[i]!;
@@ -204,14 +202,13 @@ export function createMachineSteps(): Step<UpContext>[] {
             report.status(`${several ? `disk ${d + 1} of ${box.disks.length}: ` : ''}${Math.floor((sent / total) * 100)} % of ${(total / 2 ** 20).toFixed(0)} MiB`),
         });
         ctx.boxVolumes = volumes;
-        ctx.baseVolume = volumes[0];
         if (several) report.title(`Upload the box into the pool (${volumes.length} disks)`);
       },
     },
     {
       title: 'Create the machine disk',
       async run(ctx) {
-        const volumes = ctx.boxVolumes ?? [ctx.baseVolume!];
+        const volumes = ctx.boxVolumes!;
         const disks: BoxDiskVolume[] = [];
         for (const [i, vol] of volumes.entries()) {
           const { capacity } = await ctx.client.storageVolGetInfo(vol);
@@ -361,12 +358,14 @@ export async function machineDomainXml(
     name: ctx.resourceName,
     type,
     projectDir: ctx.project.dir,
+    // Never a URL's credentials or query: the name the box is stored under.
+    ...(ctx.record.box ? { boxName: ctx.record.box.name } : {}),
     machine: ctx.machine,
     volumes: {
       pool: ctx.machine.pool,
       root: names.root,
       seed: names.seed,
-      extra: extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks),
+      extra: extraDiskVolumeNames(ctx.resourceName, ctx.machine.disks, ctx.record.volumes.map((v) => v.name)),
       // The overlays on the box's other disks, as recorded (in the box's order).
       boxDisks: ctx.record.volumes.filter((v) => v.role === 'box-disk').map((v) => v.name),
     },

@@ -15,7 +15,6 @@ export function machineResourceName(projectDir: string, machine: string): string
 }
 
 /**
-/**
  * The volume names a machine owns in its pool: the root overlay (on the box's first
  * disk), the seed, the overlays on the box's other disks (`boxDisk(i)`, i from 1: the
  * box's second disk is `-box1`) and the `disks:` of vmenv.yaml. An extra disk is named
@@ -37,8 +36,16 @@ export function machineVolumeNames(resourceName: string): {
   };
 }
 
-/** The volume names of a machine's extra disks, in the order of `disks:`. */
-export function extraDiskVolumeNames(resourceName: string, disks: ReadonlyArray<Pick<DiskConfig, 'name'>>): string[] {
+/**
+ * The volume names of a machine's extra disks, in the order of `disks:`. A named disk of
+ * a machine made before names counted keeps the positional volume it was recorded with
+ * (`recorded`: the machine's volume names), so its data stays attached.
+ */
+export function extraDiskVolumeNames(resourceName: string, disks: ReadonlyArray<Pick<DiskConfig, 'name'>>, recorded: readonly string[] = []): string[] {
   const names = machineVolumeNames(resourceName);
-  return disks.map((d, i) => names.disk(i, d.name));
+  return disks.map((d, i) => {
+    const named = names.disk(i, d.name);
+    const positional = names.disk(i);
+    return d.name !== undefined && !recorded.includes(named) && recorded.includes(positional) ? positional : named;
+  });
 }

@@ -38,6 +38,17 @@ describe('machine names', () => {
     // Another machine of the project (or another project) has another resource name.
     expect(extraDiskVolumeNames(machineResourceName('/srv/shop', 'db'), [{ name: 'data' }])[0]).toMatch(/^shop_db_[0-9a-f]{8}-disk-data\.qcow2$/);
   });
+
+  it('keep the positional volume a named disk was recorded with before names counted', () => {
+    const disks = [{ name: 'data' }, { name: 'logs' }];
+    // Made by an older vmenv: disk 0 as -disk0; disk 1 is new.
+    expect(extraDiskVolumeNames('p_web_12345678', disks, ['p_web_12345678.qcow2', 'p_web_12345678-disk0.qcow2'])).toEqual([
+      'p_web_12345678-disk0.qcow2',
+      'p_web_12345678-disk-logs.qcow2',
+    ]);
+    // Once the named volume is recorded, it is the one.
+    expect(extraDiskVolumeNames('p_web_12345678', disks, ['p_web_12345678-disk0.qcow2', 'p_web_12345678-disk-data.qcow2'])[0]).toBe('p_web_12345678-disk-data.qcow2');
+  });
 });
 
 describe('project state', () => {
