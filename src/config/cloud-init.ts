@@ -38,6 +38,8 @@ const NOT_JSON = new Set(['timestamp', 'binary', 'omap', 'pairs', 'set'].map((t)
  */
 export const CLOUD_YAML = {
   version: '1.1',
+  // An explicit !!binary, !!timestamp, !!set… is not read as its type: parseCloudYaml refuses it.
+  resolveKnownTags: false,
   customTags: (tags: Tags): Tags =>
     tags.filter((t) => typeof t === 'string' || !NOT_JSON.has(t.tag)).map((t) => {
       if (typeof t === 'string' || !('test' in t) || t.test === undefined || t.test.test('.inf')) return t;
@@ -82,6 +84,14 @@ export function parseCloudYaml(text: string): ParsedDoc {
     const line = lineCounter.linePos(err.pos[0]).line;
     const message = (err.message.split('\n')[0] ?? err.message).replace(/ at line \d+, column \d+:?$/, '');
     return line === undefined ? { problem: `is not YAML: ${message}` } : { problem: `is not YAML: ${message}`, line };
+  }
+  // The merged seed is written as plain YAML: a tagged value (write_files' `content: !!binary |`) would lose its type.
+  const tagged = doc.warnings.find((w) => w.code === 'TAG_RESOLVE_FAILED');
+  if (tagged !== undefined) {
+    const tag = /tag:yaml\.org,2002:(\w+)/.exec(tagged.message)?.[1];
+    const problem = `has an explicit YAML tag${tag ? ` (!!${tag})` : ''}, which vmenv cannot carry into the merged seed: for write_files use 'encoding: b64' with the base64 text instead of !!binary, and write other values untagged`;
+    const line = lineCounter.linePos(tagged.pos[0]).line;
+    return line === undefined ? { problem } : { problem, line };
   }
   const value: unknown = doc.toJS({ maxAliasCount: 1000 });
   if (value === null || value === undefined) return { doc: {} };

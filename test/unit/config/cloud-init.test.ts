@@ -186,6 +186,14 @@ describe('user-data text', () => {
     expect(parseCloudYaml('just text\n')).toEqual({ problem: 'must be a YAML mapping (keys such as users: and packages:), got a single value' });
   });
 
+  it('refuses an explicit YAML tag, which the merged seed could not carry (write_files content: !!binary)', () => {
+    expect(parseUserData('#cloud-config\nwrite_files:\n  - path: /x\n    content: !!binary |\n      aGVsbG8=\n')).toEqual({
+      problem: expect.stringMatching(/^has an explicit YAML tag \(!!binary\), .*'encoding: b64'/),
+      line: 4,
+    });
+    expect(parseCloudYaml('when: !!timestamp 2024-01-02\n')).toEqual({ problem: expect.stringMatching(/\(!!timestamp\)/), line: 1 });
+  });
+
   it('lets every other key pass unchecked, and users as a comma-separated string', () => {
     expect(userDataProblems({ users: 'default, bob', runcmd: [['ls', '-l'], 'echo'], packages: 'x', fqdn: 'a.example.com' })).toEqual([]);
     expect(userDataProblems({ users: 3, fqdn: 'a..b' })).toEqual([
