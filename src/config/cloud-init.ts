@@ -125,12 +125,13 @@ function keysProblem(v: unknown, at: string): string | undefined {
   return `${at} must be a list of public keys (or one key), got ${describe(v)}`;
 }
 
-const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/** One label of a host name (RFC 1123): letters, digits, inner hyphens, at most 63 characters. */
+export const HOST_LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 /** A host name as cloud-init sets it: RFC 1123 labels joined with dots. */
 export function dnsNameProblem(v: unknown, at: string): string | undefined {
   if (typeof v !== 'string') return `${at} must be a host name, got ${describe(v)}`;
-  if (v.length <= 253 && v.split('.').every((l) => LABEL.test(l))) return undefined;
+  if (v.length <= 253 && v.split('.').every((l) => HOST_LABEL_RE.test(l))) return undefined;
   return `${at} must be a host name (RFC 1123 labels of letters, digits and '-', joined with dots), got ${describe(v)}`;
 }
 

@@ -8,7 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { type LibvirtUri, parseLibvirtUri } from '../libvirt/uri.js';
-import { CLOUD_CONFIG_HEADER, networkConfigProblems, ONLY_CLOUD_CONFIG, otherUserDataKind, parseUserData, userDataProblems } from './cloud-init.js';
+import { CLOUD_CONFIG_HEADER, HOST_LABEL_RE, networkConfigProblems, ONLY_CLOUD_CONFIG, otherUserDataKind, parseUserData, userDataProblems } from './cloud-init.js';
 import type {
   AnsibleProvisioner,
   BootConfig,
@@ -173,11 +173,9 @@ type FieldsOf<T> = { [K in keyof T]-?: Field };
 // ---------------------------------------------------------------------------------------
 // Checks
 
-const LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-
 /** RFC 1123 host name label: letters, digits and hyphens, 1 to 63, no hyphen at either end. */
 export function hostnameProblem(value: string): string | undefined {
-  if (LABEL_RE.test(value)) return undefined;
+  if (HOST_LABEL_RE.test(value)) return undefined;
   if (value.length > 63) return `must be at most 63 characters (an RFC 1123 label), got ${value.length}`;
   return `must be a host name label (RFC 1123: letters, digits and '-', not at either end), got '${value}'`;
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { CLOUD_YAML, type CloudInitDoc, unwrapNetwork, userItems } from '../config/cloud-init.js';
+import { CLOUD_YAML, HOST_LABEL_RE, type CloudInitDoc, unwrapNetwork, userItems } from '../config/cloud-init.js';
 import { UserError } from '../ui/errors.js';
 import { findOnPath } from '../host/tools.js';
 
@@ -45,7 +45,7 @@ export interface SeedFiles {
 
 /** The NoCloud documents for a spec: meta-data, `#cloud-config` user-data, network-config. */
 export function renderSeed(spec: SeedSpec): SeedFiles {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(spec.hostname)) {
+  if (!HOST_LABEL_RE.test(spec.hostname)) {
     throw new UserError(`'${spec.hostname}' is not a valid hostname`, {
       hint: 'Use letters, digits and inner hyphens, at most 63 characters.',
     });
