@@ -25,7 +25,7 @@ import type { BoxRef } from '../config/types.js';
 import { withFileLock } from '../util/file-lock.js';
 import { ExitCode, UserError } from '../ui/errors.js';
 import { redactUrl } from './download.js';
-import { addBox, BoxAlreadyStoredError, boxesDir, findBox, listBoxes, type AddEvent, type StoredBox, type StoreOptions } from './store.js';
+import { addBox, BoxAlreadyStoredError, findBox, listBoxes, lockPath, type AddEvent, type StoredBox, type StoreOptions } from './store.js';
 import { compareVersions, isValidVersion } from './version.js';
 
 export type BoxLocation = { kind: 'name'; name: string } | { kind: 'file'; path: string } | { kind: 'url'; url: string; key: string };
@@ -127,7 +127,7 @@ export async function machineBox(ref: BoxRef, options: MachineBoxOptions): Promi
   const lockKey = createHash('sha256').update(source).digest('hex').slice(0, 24);
   // One `up` adds it; a parallel one waits, then finds it.
   return withFileLock(
-    join(boxesDir(store), '.locks', `source-${lockKey}.lock`),
+    lockPath(`source-${lockKey}`, store),
     async (): Promise<MachineBox> => {
       const stored = await storedFrom(source, version, store);
       if (stored !== undefined) return { box: stored, added: false, from: source };

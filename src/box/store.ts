@@ -109,7 +109,8 @@ export function boxDir(ref: BoxRef, options: StoreOptions = {}): string {
   return join(boxesDir(options), escapeBoxName(ref.name), ref.version, PROVIDER_DIR);
 }
 
-function lockPath(key: string, options: StoreOptions): string {
+/** The lock file of `key` in the store's .locks folder. */
+export function lockPath(key: string, options: StoreOptions): string {
   return join(boxesDir(options), '.locks', `${key.replace(/[^A-Za-z0-9._@+-]/g, '_')}.lock`);
 }
 
