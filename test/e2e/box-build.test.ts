@@ -45,6 +45,7 @@ let boxPath: string;
 let boxFromCache = false;
 let buildSeconds: number | undefined;
 let recipeHash: string;
+let buildDirsBefore: string[] = [];
 let qemu: ChildProcess | undefined;
 let qemuExited: Promise<number | null> | undefined;
 let sshPort = 0;
@@ -54,6 +55,11 @@ const hostname = `vmenv-e2e-${process.pid}`;
 async function sh(cmd: string, args: string[], timeoutMs = 60_000): Promise<string> {
   const { stdout } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
   return stdout;
+}
+
+/** The build work dirs (src/build/workdir.ts) of this recipe now in $TMPDIR. */
+async function buildDirs(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((f) => f.startsWith(`vmenv-build-${RECIPE}-`));
 }
 
 function freePort(): Promise<number> {
@@ -132,6 +138,8 @@ beforeAll(async () => {
     return;
   }
   boxPath = join(work, `${RECIPE}.box`);
+  // Work dirs of other builds (an earlier run's, or another process's) are not this build's.
+  buildDirsBefore = await buildDirs();
   const started = Date.now();
   const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
     const child = spawn(process.execPath, [bin, 'box', 'build', RECIPE, '-o', boxPath, '--checksum', 'sha256'], {
@@ -178,7 +186,7 @@ describe(`vmenv box build ${RECIPE}`, () => {
     const actual = (await sh('sha256sum', [boxPath], 120_000)).split(' ')[0];
     expect(sum).toBe(`${actual}  ${RECIPE}.box\n`);
     // Nothing of the build is left behind.
-    expect((await readdir(tmpdir())).filter((f) => f.startsWith(`vmenv-build-${RECIPE}-`))).toEqual([]);
+    expect((await buildDirs()).filter((d) => !buildDirsBefore.includes(d))).toEqual([]);
   });
 
   it('holds metadata.json (libvirt, qcow2, 10 GiB, vmenv fields), the recipe\'s Vagrantfile and a compressed qcow2 disk', async () => {
