@@ -17,7 +17,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { arch } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { fetchText, parseChecksum, redactUrl, type Checksum } from './download.js';
 import { BOX_PROVIDER } from './metadata.js';
 import { isValidVersion, parseConstraint, selectVersion, sortVersionsDescending } from './version.js';

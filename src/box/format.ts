@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import {
   BOX_PROVIDER,
   MAX_METADATA_BYTES,

@@ -24,7 +24,7 @@
  *     "built_at": "2024-01-01T00:00:00Z"
  *   }
  */
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 
 export const BOX_PROVIDER = 'libvirt';
 /** The disk file name of a v1 box. */

@@ -23,7 +23,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BoxRef } from '../config/types.js';
 import { withFileLock } from '../util/file-lock.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { redactUrl } from './download.js';
 import { addBox, BoxAlreadyStoredError, findBox, listBoxes, lockPath, type AddEvent, type StoredBox, type StoreOptions } from './store.js';
 import { compareVersions, isValidVersion } from './version.js';

@@ -39,7 +39,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { DomainState, domainStateName, isNotFound, openLibvirt } from '../libvirt/index.js';
 import type { DomainRef, StoragePoolRef, StorageVolRef } from '../libvirt/index.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { classifySource, resolveCatalog } from './catalog.js';
 import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
 import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat, type UnpackedDisk } from './format.js';

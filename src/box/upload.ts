@@ -4,7 +4,7 @@ import type { LibvirtClient } from '../libvirt/client.js';
 import { isAlreadyExists, isNotFound } from '../libvirt/errors.js';
 import type { StoragePoolRef, StorageVolRef } from '../libvirt/protocol/types.js';
 import { volumeXml, type VolumeFormat } from '../libvirt/xml/index.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 
 /** One disk of a stored box, as the upload needs it. */
 export interface BoxDiskFile {

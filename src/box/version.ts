@@ -10,7 +10,7 @@
  * `= 1.0` (or just `1.0`), `!= 1.1`, `> 1`, `>= 1.2`, `< 2`, `<= 2.1`, and
  * `~> 1.2` (at least 1.2, below 2) / `~> 1.2.3` (at least 1.2.3, below 1.3).
  */
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 
 export interface ParsedVersion {
   segments: (number | string)[];

@@ -5,7 +5,7 @@
  * under the command's AbortSignal and the build timeout.
  */
 import { relative } from 'node:path';
-import { ExitCode, TimeoutError, UserError } from '../ui/errors.js';
+import { ExitCode, TimeoutError, UserError } from '../errors.js';
 import { mirrorLines, readHostSources } from './apt-sources.js';
 import { defaultAptCacheDir } from './cache.js';
 import type { Qcow2Compression } from './disk.js';

@@ -5,7 +5,7 @@
  * for the error message when the tool fails.
  */
 import { spawn } from 'node:child_process';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 
 export interface RunOptions {
   signal?: AbortSignal;

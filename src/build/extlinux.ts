@@ -7,7 +7,7 @@
  */
 import { access, lstat, mkdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { run } from './exec.js';
 import { withLoopMount } from './mounts.js';
 

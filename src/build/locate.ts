@@ -7,7 +7,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { displayPath, RECIPE_FILE } from './recipe.js';
 import { didYouMean } from './suggest.js';
 

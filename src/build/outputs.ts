@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { run } from './exec.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './recipe.js';
 

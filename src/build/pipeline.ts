@@ -17,7 +17,7 @@ import { basename, dirname } from 'node:path';
 import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
 import { writeBoxArchive } from '../box/format.js';
 import type { BoxMetadata } from '../box/metadata.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { assembleRawDisk, convertToQcow2, type Qcow2Compression } from './disk.js';
 import { checkBootFiles, findMbrBin, installExtlinux, writeExtlinuxConf } from './extlinux.js';
 import { growExt4Image, makeExt4Image, newFsUuid, writeFstab, type MadeFilesystem } from './filesystem.js';

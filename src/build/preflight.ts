@@ -5,7 +5,7 @@
  */
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { TOOL_PACKAGES } from './exec.js';
 import type { OutputFormat } from './recipe.js';
 

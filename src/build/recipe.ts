@@ -10,7 +10,7 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { MiB, parseSize, TiB } from './size.js';
 import { didYouMean } from './suggest.js';
 

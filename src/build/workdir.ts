@@ -6,7 +6,7 @@
 import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { run } from './exec.js';
 import { unmountAllUnder } from './mounts.js';
 

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { cwdFlag, machinesArg, parallelFlag } from '../ui/machine-flags.js';
 import { machineNames, projectMachines, withProjectLock } from '../ui/project.js';
 import { confirm } from '../ui/prompt.js';

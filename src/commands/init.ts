@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
 import type { InitAnswers } from '../config/init.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import type { StoredBoxChoice } from '../ui/init-prompts.js';
 
 export default class Init extends BaseCommand {

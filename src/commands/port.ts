@@ -1,4 +1,4 @@
-import type { PortMapping } from '../machine/ports.js';
+import type { PortMapping } from '../project/state.js';
 import { BaseCommand } from '../ui/base-command.js';
 import { cwdFlag, machinesArg } from '../ui/machine-flags.js';
 import { machineNames, projectMachines } from '../ui/project.js';

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { projectCwd } from '../config/load.js';
 import type { PruneResult } from '../project/prune.js';
 import { BaseCommand } from '../ui/base-command.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { cwdFlag } from '../ui/machine-flags.js';
 import { confirm } from '../ui/prompt.js';
 

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../ui/base-command.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { cwdFlag, machinesArg } from '../ui/machine-flags.js';
 import { machineNames, projectMachines } from '../ui/project.js';
 

@@ -4,7 +4,7 @@ import type { LibvirtClient } from '../libvirt/client.js';
 import type { MachineRef } from '../machine/handle.js';
 import { SHARED_SSH_IDLE_S, sharedSshArgs, sharedSshSocket } from '../machine/shared-ssh.js';
 import { BaseCommand } from '../ui/base-command.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { cwdFlag, machineArg } from '../ui/machine-flags.js';
 import { projectMachines } from '../ui/project.js';
 

@@ -12,9 +12,8 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../project/atomic.js';
-import { STATE_DIR } from '../project/state.js';
-import { findProjectFile } from './project-file.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { findProjectFile, STATE_DIR } from './project-file.js';
 import type { LoadedConfig } from './types.js';
 
 export const CONFIG_CACHE_FILE = 'config-cache.json';

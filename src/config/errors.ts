@@ -1,5 +1,5 @@
 import { basename, relative } from 'node:path';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import type { ConfigProblem } from './types.js';
 
 /**

@@ -13,7 +13,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument } from 'yaml';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { ConfigError, displayPath } from './errors.js';
 import { machineFields, machineNameProblem } from './fields.js';
 import { checkConfigText, findProjectFile, PROJECT_FILE } from './load.js';

@@ -12,7 +12,7 @@ import { normalizeMachine } from './normalize.js';
 import { findProjectFile } from './project-file.js';
 import type { ConfigProblem, ForwardedPort, LoadedConfig, MachineConfig, ProjectConfig } from './types.js';
 import { Checker, INVALID } from './validate.js';
-import { UserError, ExitCode } from '../ui/errors.js';
+import { UserError, ExitCode } from '../errors.js';
 
 export { findProjectFile, PROJECT_FILE, projectCwd, selectMachine, selectMachines } from './project-file.js';
 

@@ -5,12 +5,14 @@
  */
 import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { UserError, ExitCode } from '../ui/errors.js';
+import { UserError, ExitCode } from '../errors.js';
 import { didYouMean } from './did-you-mean.js';
 import { ProjectNotFoundError } from './errors.js';
 import type { MachineConfig, ProjectConfig } from './types.js';
 
 export const PROJECT_FILE = 'vmenv.yaml';
+/** The project's state directory, beside vmenv.yaml. */
+export const STATE_DIR = '.vmenv';
 
 /** The folder commands work in: --cwd, else $VMENV_CWD, else the current folder. */
 export function projectCwd(flag?: string, env: NodeJS.ProcessEnv = process.env): string {

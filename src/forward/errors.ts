@@ -2,7 +2,7 @@
  * How starting a forwarder fails, for the user: a host port that cannot be bound
  * (named, with who holds it when it is taken), or a forwarder that did not come up.
  */
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { portHolderProcesses, portText, type PortHolder } from './ports.js';
 import type { ForwardProtocol } from './spec.js';
 

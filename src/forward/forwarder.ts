@@ -3,7 +3,7 @@
  * relay inside the guests' network namespace), tell the starter how binding went, and
  * stop cleanly on SIGTERM. One process per machine; the starter tracks it by pid.
  */
-import { hostPortText } from '../net/ip.js';
+import { hostPortText } from '../util/ip.js';
 import { BindFailure, bindListeners, boundPort, closeListener, type Listener } from './listen.js';
 import type { BoundMapping, StartReport } from './messages.js';
 import { startNetnsRelay, type NetnsRelay } from './netns.js';

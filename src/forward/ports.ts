@@ -5,8 +5,8 @@
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { hostPortText, type Endianness } from '../net/ip.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { hostPortText, type Endianness } from '../util/ip.js';
+import { ExitCode, UserError } from '../errors.js';
 import { bindPort, closeBoundPort } from '../util/bind-port.js';
 import { parseProcNet, socketsHoldingPort, type ProcNetSocket } from './proc-net.js';
 import type { ForwardProtocol } from './spec.js';

@@ -10,7 +10,7 @@
  * word come out reversed (127.0.0.1 reads `0100007F`). IPv6 has four such words. The
  * port is a plain hexadecimal number. Lines that cannot be read are skipped.
  */
-import { formatIpv4, formatIpv6, procHexWord, type Endianness } from '../net/ip.js';
+import { formatIpv4, formatIpv6, procHexWord, type Endianness } from '../util/ip.js';
 
 /** TCP_LISTEN in the `st` column. */
 export const TCP_LISTEN = 0x0a;

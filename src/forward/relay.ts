@@ -7,7 +7,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { hostPortText } from '../net/ip.js';
+import { hostPortText } from '../util/ip.js';
 import { socketFamily } from './spec.js';
 
 export type Log = (line: string) => void;

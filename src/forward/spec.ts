@@ -4,7 +4,7 @@
  * Pure: text or values in, a checked spec (or every problem at once) out.
  */
 import type { ForwardedPort, Protocol } from '../config/types.js';
-import { hostPortText, ipFamily, normalizeIp } from '../net/ip.js';
+import { hostPortText, ipFamily, normalizeIp } from '../util/ip.js';
 
 export type ForwardProtocol = Protocol;
 

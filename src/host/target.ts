@@ -7,7 +7,7 @@ import { ConfigError, ProjectNotFoundError } from '../config/errors.js';
 import { loadProject } from '../config/load.js';
 import type { MachineConfig, NetworkMode } from '../config/types.js';
 import { DEFAULT_NETWORK } from '../machine/network.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 
 /** The `pool` default of vmenv.yaml (src/config/fields.ts). */
 export const DEFAULT_POOL = 'default';

@@ -85,7 +85,7 @@ const boolParams = ['no_verify', 'no_tty', 'no_sanity'];
 
 export const DEFAULT_TCP_PORT = 16509;
 export const DEFAULT_TLS_PORT = 16514;
-export const DEFAULT_SSH_PORT = 22;
+export { DEFAULT_SSH_PORT } from '../ssh/known-hosts.js';
 
 const SCHEME_RE = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/s;
 

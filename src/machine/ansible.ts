@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import type { AnsibleProvisioner, ProjectConfig } from '../config/types.js';
 import { ProjectState } from '../project/state.js';
 import { writePinnedKnownHosts } from '../ssh/host-key.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { ansibleErrorLines, playbookArgs, renderInventory, type AnsibleHost } from './ansible-inventory.js';
 import type { MachineHandle } from './handle.js';
 import { machineSshTarget } from './machine-ssh-config.js';

@@ -16,7 +16,7 @@ import {
 import { displayPath } from '../config/errors.js';
 import { resolveHostPath } from '../config/normalize.js';
 import type { CloudInitSource, MachineConfig } from '../config/types.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 
 export interface MachineCloudInit {
   userData?: CloudInitDoc;

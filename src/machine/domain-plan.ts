@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { MachineConfig } from '../config/types.js';
-import type { PortMapping } from './ports.js';
+import type { PortMapping } from '../project/state.js';
 import { accessModeOf, machineShares } from './shares.js';
 import type { DiskSpec, DomainSpec, FilesystemSpec, InterfaceSpec, VolumeFormat, VolumeSpec } from '../libvirt/xml/index.js';
 import { machineVolumeNames } from '../project/names.js';

@@ -1,7 +1,7 @@
 import { DomainEventType, DomainShutdownFlags, DomainState } from '../libvirt/constants.js';
 import { isNotFound, isOperationInvalid, LibvirtError } from '../libvirt/errors.js';
 import type { DomainRef } from '../libvirt/protocol/types.js';
-import { TimeoutError } from '../ui/errors.js';
+import { TimeoutError } from '../errors.js';
 import { sleep } from '../util/sleep.js';
 import type { MachineState } from '../project/state.js';
 import { releaseHostSide } from './forwarding.js';

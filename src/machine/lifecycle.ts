@@ -6,7 +6,7 @@
  */
 import { DomainState } from '../libvirt/constants.js';
 import { machineResourceName } from '../project/names.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import type { MachineHandle } from './handle.js';
 import { currentDomain } from './live-domain.js';
 import { fallbackLoginKeys } from './login.js';

@@ -8,7 +8,7 @@ import type { MachineState } from '../project/state.js';
 import { netnsProxyCommand, renderSshConfigHost } from '../ssh/config.js';
 import { fileHostKeyStore, writePinnedKnownHosts, type PinnedKey } from '../ssh/host-key.js';
 import { writeFileAtomicIfChanged } from '../ssh/write-if-changed.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import type { MachineRef } from './handle.js';
 import { machineStatus } from './status.js';

@@ -8,7 +8,7 @@ import { LibvirtError } from '../libvirt/errors.js';
 import { parseLibvirtUri, usesUserDaemon } from '../libvirt/uri.js';
 import { firstAccessProblem, identityOf, parseDacBaselabel, processIdentity, statComponents, type Identity } from '../host/qemu-user.js';
 import type { SshSession } from '../ssh/index.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import type { MachineHandle } from './handle.js';
 import {
   accessModeOf,

@@ -7,7 +7,7 @@ import { isNotFound, isOperationInvalid } from '../libvirt/errors.js';
 import type { NetworkRef } from '../libvirt/protocol/types.js';
 import { networkXml } from '../libvirt/xml/index.js';
 import { hostRoutesAndAddresses, networkAddresses, networkXmlSubnets, parseCidr, pickFreeSubnet } from '../net/subnet.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 
 /** The management network vmenv creates and shares when `network.name` is not set. */
 export const DEFAULT_NETWORK = 'vmenv';

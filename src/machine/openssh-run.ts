@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import type { UserError } from '../ui/errors.js';
+import type { UserError } from '../errors.js';
 
 export interface OpenSshRunOptions {
   /** Everything after `ssh`. */

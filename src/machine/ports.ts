@@ -1,18 +1,12 @@
 import type { ForwardedPort, Protocol } from '../config/types.js';
+import type { PortMapping } from '../project/state.js';
 import { describePortHolder, isPortFree, nextFreePort, portHolder, portText, type PortFreeCheck } from '../forward/ports.js';
-import { hostPortText } from '../net/ip.js';
-import { UserError } from '../ui/errors.js';
+import { hostPortText } from '../util/ip.js';
+import { UserError } from '../errors.js';
 import { bindPort, boundPortNumber, closeBoundPort } from '../util/bind-port.js';
 
 export { isPortFree };
 
-/** A host port forwarded to a guest port, as it is in effect (after auto_correct). */
-export interface PortMapping {
-  guest: number;
-  host: number;
-  hostIp: string;
-  protocol: Protocol;
-}
 
 /** A free port on the loopback, chosen by the kernel. */
 export async function freeLoopbackPort(): Promise<number> {

@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Provisioner, ShellProvisioner } from '../config/types.js';
 import { shQuote } from '../ssh/known-hosts.js';
 import type { SshSession } from '../ssh/index.js';
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { provisionWithAnsible, type AnsibleBatch } from './ansible.js';
 import { limitsToAll } from './ansible-inventory.js';
 import type { MachineHandle } from './handle.js';

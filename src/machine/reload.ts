@@ -1,6 +1,6 @@
 import type { StorageVolRef } from '../libvirt/protocol/types.js';
 import { machineResourceName, machineVolumeNames } from '../project/names.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { haltMachine } from './halt.js';
 import type { MachineHandle } from './handle.js';
 import { upMachine, type UpOptions } from './lifecycle.js';

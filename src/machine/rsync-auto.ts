@@ -11,7 +11,7 @@ import { join, relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { MachineConfig, ProjectConfig, SyncedFolder } from '../config/types.js';
 import { rsyncRemoteShell } from '../ssh/config.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { openMachine, type MachineHandle } from './handle.js';
 import { writeMachineSshConfig } from './machine-ssh-config.js';
 import { machineStatus } from './status.js';

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { CLOUD_YAML, HOST_LABEL_RE, type CloudInitDoc, unwrapNetwork, userItems } from '../config/cloud-init.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { findOnPath } from '../host/tools.js';
 
 const run = promisify(execFile);

@@ -8,7 +8,7 @@ import { connectSsh, type SshSession } from '../ssh/client.js';
 import { netnsProxyCommand } from '../ssh/config.js';
 import { fileHostKeyStore } from '../ssh/host-key.js';
 import { readPrivateKey } from '../ssh/keys.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import type { MachineHandle, MachineRef } from './handle.js';
 import { GUEST_NETNS_ENV, noAddress, requireRecord, whyUnreachable } from './machine-ssh-config.js';
 

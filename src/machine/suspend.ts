@@ -1,6 +1,6 @@
 import type { SuspendMode } from '../config/types.js';
 import { DomainState } from '../libvirt/constants.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { releaseHostSide } from './forwarding.js';
 import type { MachineHandle } from './handle.js';
 import type { UpOptions } from './lifecycle.js';

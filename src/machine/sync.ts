@@ -4,10 +4,10 @@ import { mkdir } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { SyncedFolder } from '../config/types.js';
 import { shQuote } from '../ssh/known-hosts.js';
-import { STATE_DIR } from '../project/state.js';
+import { STATE_DIR } from '../config/project-file.js';
 import type { SshSession } from '../ssh/client.js';
 import { rsyncRemoteShell } from '../ssh/config.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import type { MachineHandle } from './handle.js';
 import { writeMachineSshConfig } from './machine-ssh-config.js';
 

@@ -18,7 +18,7 @@ import { registerMachine } from '../project/machine-index.js';
 import { extraDiskVolumeNames, machineVolumeNames } from '../project/names.js';
 import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
 import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../ssh/index.js';
-import { UserError } from '../ui/errors.js';
+import { UserError } from '../errors.js';
 import { boxOverlayVolumes, machineDomainSpec, machineMac, type BoxDiskVolume, type ManagementNic } from './domain-plan.js';
 import type { Step } from './pipeline.js';
 import { startNatForwarder, stopNatForwarder } from './forwarding.js';

@@ -24,7 +24,7 @@
  *
  * Nothing here throws on bad input: junk lines and entries are skipped and reported.
  */
-import { ipFamily, normalizeIp, normalizeMac, type IpFamily } from './ip.js';
+import { ipFamily, normalizeIp, normalizeMac, type IpFamily } from '../util/ip.js';
 
 /** One lease, from either file. */
 export interface Lease {

@@ -1,5 +1,5 @@
 /** The network concern: management network subnets, DHCP lease files, IP discovery. */
-export * from './ip.js';
+export * from '../util/ip.js';
 export * from './subnet.js';
 export * from './dnsmasq-leases.js';
 export * from './lease-files.js';

@@ -26,8 +26,8 @@ import {
   LibvirtError,
 } from '../libvirt/errors.js';
 import type { DomainRef, NetworkRef } from '../libvirt/protocol/types.js';
-import { TimeoutError, UserError } from '../ui/errors.js';
-import { normalizeIp, normalizeMac, parseIpv4, parseIpv6, type IpFamily } from './ip.js';
+import { TimeoutError, UserError } from '../errors.js';
+import { normalizeIp, normalizeMac, parseIpv4, parseIpv6, type IpFamily } from '../util/ip.js';
 import { leaseFileLabel, lookupLeaseFiles } from './lease-files.js';
 
 export type IpSource = 'lease-api' | 'domain-lease' | 'lease-file' | 'agent' | 'arp';

@@ -12,7 +12,7 @@ import {
   parseLibvirtStatus,
   type Lease,
 } from './dnsmasq-leases.js';
-import type { IpFamily } from './ip.js';
+import type { IpFamily } from '../util/ip.js';
 
 export type LeaseFileKind = 'status' | 'leases';
 

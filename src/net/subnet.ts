@@ -10,8 +10,8 @@
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { UserError } from '../ui/errors.js';
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6, procHexWord, type IpFamily } from './ip.js';
+import { UserError } from '../errors.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6, procHexWord, type IpFamily } from '../util/ip.js';
 
 /** A network prefix: `address` is any address inside it (normalized by `normalizeCidr`). */
 export interface Cidr {

@@ -1,6 +1,6 @@
 import { withFileLock } from '../util/file-lock.js';
 import { machineIndexPath, readMachineIndex, type MachineIndexEntry, type StoreOptions } from '../box/store.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 export type { MachineIndexEntry };
 

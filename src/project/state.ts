@@ -1,13 +1,20 @@
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acquireLock, type LockHandle } from '../util/file-lock.js';
-import { ExitCode, UserError } from '../ui/errors.js';
-import type { PortMapping } from '../machine/ports.js';
-import { writeFileAtomic } from './atomic.js';
+import { ExitCode, UserError } from '../errors.js';
+import type { Protocol } from '../config/types.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { STATE_DIR } from '../config/project-file.js';
 
-/** The project's state directory, beside vmenv.yaml. */
-export const STATE_DIR = '.vmenv';
 const STATE_VERSION = 1;
+
+/** A host port forwarded to a guest port, as it is in effect (after auto_correct). */
+export interface PortMapping {
+  guest: number;
+  host: number;
+  hostIp: string;
+  protocol: Protocol;
+}
 
 /** A libvirt object that vmenv created for a machine and must remove with it. */
 export interface OwnedVolume {

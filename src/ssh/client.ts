@@ -15,8 +15,8 @@ import { join, posix } from 'node:path';
 import { Duplex, Readable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ParsedKey, PseudoTtyOptions, SFTPWrapper } from 'ssh2';
-import { preferredHostKeyAlgorithms } from '../libvirt/transport/ssh.js';
-import { entryMatchesHost, keyTypeOfBlob } from './known-hosts.js';
+import { preferredHostKeyAlgorithms } from './host-key-algorithms.js';
+import { DEFAULT_SSH_PORT, entryMatchesHost, keyTypeOfBlob } from './known-hosts.js';
 import { SshError, type SshFailureKind } from './errors.js';
 import {
   compareHostKey,
@@ -31,7 +31,6 @@ import { parsePrivateKey } from './keys.js';
 const { Client } = ssh2;
 type Ssh2Client = InstanceType<typeof Client>;
 
-export const DEFAULT_SSH_PORT = 22;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 15_000;
 export const DEFAULT_KEEPALIVE_COUNT_MAX = 3;

@@ -4,7 +4,7 @@
  * all — can tell "not up yet" (refused, closed, timeout) from "will never work"
  * (auth, host-key, key).
  */
-import { ExitCode, UserError } from '../ui/errors.js';
+import { ExitCode, UserError } from '../errors.js';
 
 export type SshFailureKind =
   /** Nothing listens at the address (ECONNREFUSED). */

@@ -19,7 +19,7 @@ import {
   type KnownHostEntry,
 } from './known-hosts.js';
 import { SshError } from './errors.js';
-import { writeFileAtomic } from '../project/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { fileHolds } from './write-if-changed.js';
 
 export interface PinnedKey {

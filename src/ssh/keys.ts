@@ -15,7 +15,7 @@ import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { keyFingerprint } from './known-hosts.js';
-import { writeFileAtomic } from '../project/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { SshError } from './errors.js';
 
 const { utils } = ssh2;

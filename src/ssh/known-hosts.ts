@@ -5,7 +5,9 @@
  * OpenSSH (`vmenv ssh`, `ssh-config`) loads this without ssh2.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { DEFAULT_SSH_PORT } from '../libvirt/uri.js';
+
+/** SSH's port when none is given (OpenSSH, libvirt's qemu+ssh URIs). */
+export const DEFAULT_SSH_PORT = 22;
 
 export interface KnownHostEntry {
   /** 1-based line number in the file. */

@@ -15,7 +15,7 @@
  * - the host key differs from the pin, the key file is unusable: give up at once.
  */
 import type { Socket } from 'node:net';
-import { TimeoutError } from '../ui/errors.js';
+import { TimeoutError } from '../errors.js';
 import { connectSsh, sshTargetLabel, type ConnectSshOptions, type SshSession } from './client.js';
 import { dialUntilAnswered } from './dial.js';
 import { SshError, isRetryableSshFailure } from './errors.js';

@@ -4,7 +4,7 @@
  * fsyncs, and the content only changes when the machine's address, port or key does.
  */
 import { open } from 'node:fs/promises';
-import { writeFileAtomic } from '../project/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 /** Writes `text` to `path` atomically with `mode`, unless the file already holds exactly that; returns whether it wrote. */
 export async function writeFileAtomicIfChanged(path: string, text: string, mode: number): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { Command } from '@oclif/core';
 import { describeError, formatErrorJson, formatErrorText, usageLine } from './error-report.js';
-import { ExitCode, InterruptedError } from './errors.js';
+import { ExitCode, InterruptedError } from '../errors.js';
 
 /**
  * The one base of every vmenv command. It turns whatever a command throws into a

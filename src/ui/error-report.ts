@@ -19,7 +19,7 @@ import type {
   LibvirtError,
   LibvirtUriError,
 } from '../libvirt/errors.js';
-import { ExitCode, UserError } from './errors.js';
+import { ExitCode, UserError } from '../errors.js';
 
 /** A stable, machine-readable name for an exit code (the keys of ExitCode). */
 export type ErrorCodeName = keyof typeof ExitCode;

@@ -4,7 +4,7 @@
  * it with an InterruptedError: the command stops with exit 130 and does nothing.
  */
 import Enquirer from 'enquirer';
-import { InterruptedError } from './errors.js';
+import { InterruptedError } from '../errors.js';
 
 /** Where a prompt reads keys and draws; tests pass their own streams. */
 export interface PromptStreams {

@@ -5,7 +5,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { ipFamily } from '../net/ip.js';
+import { ipFamily } from './ip.js';
 
 export type BoundPort = { protocol: 'tcp'; server: net.Server } | { protocol: 'udp'; socket: dgram.Socket };
 

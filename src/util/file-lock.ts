@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { TimeoutError } from '../ui/errors.js';
+import { TimeoutError } from '../errors.js';
 import { processStartTicks } from './proc-identity.js';
 import { sleep } from './sleep.js';
 

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../ui/base-command.js';
-import { InterruptedError } from '../../ui/errors.js';
+import { InterruptedError } from '../../errors.js';
 
 export default class BoxBuild extends BaseCommand {
   static override summary = 'Build a box from a recipe (boxes/<name>/recipe.yaml).';

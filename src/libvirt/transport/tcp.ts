@@ -3,7 +3,7 @@
  * TCP (listen_tcp=1 or libvirtd-tcp.socket); traffic is not encrypted.
  */
 import type { Duplex } from 'node:stream';
-import { hostPortText } from '../../net/ip.js';
+import { hostPortText } from '../../util/ip.js';
 import { DEFAULT_TCP_PORT } from '../uri.js';
 import type { Dialer } from './dialer.js';
 import { connectNet } from './unix.js';

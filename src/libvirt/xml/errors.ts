@@ -3,7 +3,7 @@
  * error: the values come from `vmenv.yaml`, the project path or the box, and the
  * message names the offending field so it can be fixed.
  */
-import { ExitCode, UserError } from '../../ui/errors.js';
+import { ExitCode, UserError } from '../../errors.js';
 
 /** A spec value that libvirt would reject (or that would not mean what was asked). */
 export class XmlSpecError extends UserError {

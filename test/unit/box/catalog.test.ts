@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifySource, parseCatalog, resolveCatalog, type Catalog } from '../../../src/box/catalog.js';
 import { parseChecksum } from '../../../src/box/download.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 import { tempDir } from './helpers.js';
 
 const sha = (c: string): string => c.repeat(64);

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChecksumMismatchError, downloadFile, hashFile, parseChecksum, type DownloadProgress } from '../../../src/box/download.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 import { leftovers, tempDir } from './helpers.js';
 import { TestServer } from './http-server.js';
 

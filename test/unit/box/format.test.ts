@@ -12,7 +12,7 @@ import {
   writeBoxArchive,
 } from '../../../src/box/format.js';
 import { normalizeBoxPath, parseBoxMetadata, virtualSizeGiB } from '../../../src/box/metadata.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 import { headerOffsets, leftovers, libvirtMetadata, makeQcow2, makeTar, patchTarSize, tempDir } from './helpers.js';
 
 let tmp: ReturnType<typeof tempDir>;

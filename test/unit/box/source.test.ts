@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBoxArchive } from '../../../src/box/format.js';
 import { boxLocation, boxNameFromLocation, machineBox } from '../../../src/box/source.js';
 import { boxesDir, listBoxes } from '../../../src/box/store.js';
-import { ExitCode, UserError } from '../../../src/ui/errors.js';
+import { ExitCode, UserError } from '../../../src/errors.js';
 import { makeQcow2, tempDir } from './helpers.js';
 import { TestServer } from './http-server.js';
 

@@ -27,7 +27,7 @@ import {
   type MachineIndexEntry,
 } from '../../../src/box/store.js';
 import { DomainState, ErrorCode, LibvirtConnectError, LibvirtError } from '../../../src/libvirt/index.js';
-import { ExitCode, TimeoutError, UserError } from '../../../src/ui/errors.js';
+import { ExitCode, TimeoutError, UserError } from '../../../src/errors.js';
 import { leftovers, makeQcow2, makeTar, tempDir } from './helpers.js';
 import { TestServer } from './http-server.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareVersions, parseConstraint, satisfies, selectVersion, sortVersionsDescending } from '../../../src/box/version.js';
-import { ExitCode, UserError } from '../../../src/ui/errors.js';
+import { ExitCode, UserError } from '../../../src/errors.js';
 
 describe('compareVersions', () => {
   const ordered: [string, string][] = [

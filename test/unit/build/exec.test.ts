@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { run, ToolError } from '../../../src/build/exec.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 
 describe('run', () => {
   it('returns the output of a tool that succeeds, and feeds it stdin', async () => {

@@ -9,7 +9,7 @@ import { mountsUnder, parseMountPoints } from '../../../src/build/mounts.js';
 import { needsRootError, requiredTools } from '../../../src/build/preflight.js';
 import { alignUp, formatSize, parseSize } from '../../../src/build/size.js';
 import { didYouMean, editDistance } from '../../../src/build/suggest.js';
-import { ExitCode } from '../../../src/ui/errors.js';
+import { ExitCode } from '../../../src/errors.js';
 
 describe('sizes', () => {
   it('reads binary sizes', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkOutputs, checksumLine, mergeFormats, outputFiles, planOutputs, tempBeside, writeChecksumFile } from '../../../src/build/outputs.js';
-import { ExitCode, UserError } from '../../../src/ui/errors.js';
+import { ExitCode, UserError } from '../../../src/errors.js';
 
 describe('planOutputs', () => {
   it('writes ./<recipe>.box by default, other formats beside it', () => {

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProblems, loadRecipe, parseRecipeText, RECIPE_DEFAULTS, RecipeError } from '../../../src/build/recipe.js';
-import { ExitCode } from '../../../src/ui/errors.js';
+import { ExitCode } from '../../../src/errors.js';
 
 const boxes = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'boxes');
 

@@ -19,7 +19,7 @@ import {
   InterruptedError,
   TimeoutError,
   UserError,
-} from '../../../src/ui/errors.js';
+} from '../../../src/errors.js';
 
 async function parseError(argv: string[], input: Parameters<typeof Parser.parse>[1]): Promise<unknown> {
   try {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, formatProblem } from '../../../src/config/errors.js';
 import { checkConfigText, parseConfig } from '../../../src/config/load.js';
 import type { ConfigProblem } from '../../../src/config/types.js';
-import { ExitCode } from '../../../src/ui/errors.js';
+import { ExitCode } from '../../../src/errors.js';
 import { FILE, yaml } from './helpers.js';
 
 interface Bad {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, ProjectNotFoundError } from '../../../src/config/errors.js';
 import { findProjectFile, loadConfig, loadProject, parseConfig, projectCwd, selectMachine, selectMachines } from '../../../src/config/load.js';
-import { ExitCode, UserError } from '../../../src/ui/errors.js';
+import { ExitCode, UserError } from '../../../src/errors.js';
 import { FILE, yaml } from './helpers.js';
 
 let root: string;

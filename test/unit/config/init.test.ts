@@ -15,7 +15,7 @@ import {
   yamlScalar,
 } from '../../../src/config/init.js';
 import { checkConfigText, loadConfig } from '../../../src/config/load.js';
-import { ExitCode, UserError } from '../../../src/ui/errors.js';
+import { ExitCode, UserError } from '../../../src/errors.js';
 import { FILE } from './helpers.js';
 
 const templates = Object.keys(TEMPLATES) as TemplateName[];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ForwardBindError, ForwarderStartError } from '../../../src/forward/errors.js';
 import { describePortHolder, nextFreePort, NoFreePortError, portHolder, type PortHolder } from '../../../src/forward/ports.js';
-import { ExitCode } from '../../../src/ui/errors.js';
+import { ExitCode } from '../../../src/errors.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures');
 // The fixture tables were taken on a little-endian machine: read as such on any host.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CloudInitConfig } from '../../../src/config/types.js';
 import { machineCloudInit } from '../../../src/machine/cloud-init.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 import { machine } from '../config/helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmenv-cloud-init-test-'));

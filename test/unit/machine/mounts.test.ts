@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { fsdevOpenFailure, mountError, prepareShareSources } from '../../../src/machine/mounts.js';
 import { machineShares, MountStatus } from '../../../src/machine/shares.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 
 function load(dir: string, folders: string): ReturnType<typeof parseConfig>['config'] {
   return parseConfig(`box: tiny\nsynced_folders:\n${folders}`, join(dir, 'vmenv.yaml')).config;

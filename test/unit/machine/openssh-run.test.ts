@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runOpenSsh } from '../../../src/machine/openssh-run.js';
 import { sharedSshArgs, sharedSshSocket } from '../../../src/machine/shared-ssh.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 
 let dir: string;
 const savedPath = process.env.PATH;

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseUserData } from '../../../src/config/cloud-init.js';
 import { mergeUserData, renderSeed, type SeedSpec, writeSeedIso } from '../../../src/machine/seed.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmenv-seed-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import {
   type IpAttempt,
   type IpDiscoveryClient,
 } from '../../../src/net/ip-discovery.js';
-import { ExitCode, TimeoutError, UserError } from '../../../src/ui/errors.js';
+import { ExitCode, TimeoutError, UserError } from '../../../src/errors.js';
 
 const MAC = '52:54:00:12:34:56';
 const domain: DomainRef = { name: 'proj_web_abc123', uuid: Buffer.alloc(16, 1), id: 7 };

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatIpv6, normalizeIp, normalizeMac, parseIpv4, parseIpv6 } from '../../../src/net/ip.js';
-import { ExitCode, UserError } from '../../../src/ui/errors.js';
+import { formatIpv6, normalizeIp, normalizeMac, parseIpv4, parseIpv6 } from '../../../src/util/ip.js';
+import { ExitCode, UserError } from '../../../src/errors.js';
 import {
   assertSubnetFree,
   cidrContains,

@@ -6,7 +6,7 @@ import { extraDiskVolumeNames, machineResourceName, machineVolumeNames } from '.
 import { newMachineState, ProjectState } from '../../../src/project/state.js';
 import { pruneMachineIndex, registerMachine, unregisterMachine } from '../../../src/project/machine-index.js';
 import { readMachineIndex } from '../../../src/box/store.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vmenv-state-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

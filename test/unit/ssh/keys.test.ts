@@ -20,7 +20,7 @@ import {
   readPublicKeyLine,
   writeMachineKey,
 } from '../../../src/ssh/keys.js';
-import { writeFileAtomic } from '../../../src/project/atomic.js';
+import { writeFileAtomic } from '../../../src/util/atomic.js';
 
 function parsePublic(line: string): ParsedKey {
   const k = ssh2.utils.parseKey(line);

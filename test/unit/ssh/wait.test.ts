@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { SshError } from '../../../src/ssh/errors.js';
 import { memoryHostKeyStore, pinnedKeyFromBlob } from '../../../src/ssh/host-key.js';
 import { waitForSsh, type SshAttempt } from '../../../src/ssh/wait.js';
-import { TimeoutError } from '../../../src/ui/errors.js';
+import { TimeoutError } from '../../../src/errors.js';
 import { freePort, keyPair, parsedKey, startRawServer, startTestServer } from './server.js';
 
 const hostKey = keyPair();

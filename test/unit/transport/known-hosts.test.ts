@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLibvirtUri, sshHelperUri } from '../../../src/libvirt/uri.js';
-import { explainHelperFailure, preferredHostKeyAlgorithms, proxyForUri, remoteHelperCommand } from '../../../src/libvirt/transport/ssh.js';
+import { explainHelperFailure, proxyForUri, remoteHelperCommand } from '../../../src/libvirt/transport/ssh.js';
+import { preferredHostKeyAlgorithms } from '../../../src/ssh/host-key-algorithms.js';
 import {
   checkHostKey,
   entryMatchesHost,

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ANSWERS } from '../../../src/config/init.js';
-import { ExitCode, InterruptedError } from '../../../src/ui/errors.js';
+import { ExitCode, InterruptedError } from '../../../src/errors.js';
 import { askInitAnswers, boxChoices, OTHER_BOX } from '../../../src/ui/init-prompts.js';
 import { askChoice, askText, confirm, type PromptStreams } from '../../../src/ui/prompt.js';
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { XmlSpecError, domainXml, networkXml, poolXml, volumeXml } from '../../../src/libvirt/xml/index.js';
 import type { DomainSpec, NetworkSpec, VolumeSpec } from '../../../src/libvirt/xml/index.js';
-import { ExitCode } from '../../../src/ui/errors.js';
+import { ExitCode } from '../../../src/errors.js';
 import { kvmQ35Domain, natNetwork, sessionDomain } from './specs.js';
 
 function specError(fn: () => unknown): XmlSpecError {

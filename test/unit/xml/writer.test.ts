@@ -12,7 +12,7 @@ import {
   volumeXml,
 } from '../../../src/libvirt/xml/index.js';
 import type { DomainSpec } from '../../../src/libvirt/xml/index.js';
-import { UserError } from '../../../src/ui/errors.js';
+import { UserError } from '../../../src/errors.js';
 import { assertWellFormed, parseWithLibvirt, validateXml, xpathString } from './helpers.js';
 
 describe('writer', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostPortText, procHexWord } from '../../../src/net/ip.js';
+import { hostPortText, procHexWord } from '../../../src/util/ip.js';
 
 describe('procHexWord', () => {
   it('reads a /proc/net word in the byte order it is told', () => {
