@@ -18,17 +18,7 @@
  * `vmenv-VAGRANTSLASH-tiny`). Adding unpacks into .tmp (same filesystem), verifies,
  * then renames into place under the box's lock, so a box is either there whole or not
  * at all, and two processes adding the same box end with one intact copy.
- *
- * The machine index (written by the machine lifecycle, issue #4) is read from
- * `$VMENV_HOME/machines.json`; its contract, as far as boxes care:
- *
- *   { "machines": [ { "id": "…", "project": "/path/to/project", "machine": "default",
- *                     "box": { "name": "vmenv/tiny", "version": "1.0.0" },
- *                     "uri": "qemu:///session", "domain": "project_default_ab12cd",
- *                     "state": "running" } ] }
- *
- * `state` is informative only: before removing a box that machines use, the domain's
- * real state is asked from libvirt.
+ * The machine index (project/machine-index.ts) says which machines use which box.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -43,7 +33,8 @@ import { ExitCode, UserError } from '../errors.js';
 import { classifySource, resolveCatalog } from './catalog.js';
 import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
 import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat, type UnpackedDisk } from './format.js';
-import { vmenvHome } from '../project/home.js';
+import { vmenvHome, type HomeOptions } from '../project/home.js';
+import { describeMachine, machinesUsing, readMachineIndex, type MachineIndexEntry } from '../project/machine-index.js';
 import { withFileLock, type LockOwner } from '../util/file-lock.js';
 import { METADATA_FILE, metadataDisks, normalizeBoxPath, parseBoxMetadata, type BoxMetadata } from './metadata.js';
 import type { BoxToUpload, WithLock } from './upload.js';
@@ -52,10 +43,7 @@ import { isValidVersion, selectVersion, sortVersionsDescending, compareVersions 
 // ---------------------------------------------------------------------------
 // Places
 
-export interface StoreOptions {
-  /** vmenv's data folder (default: vmenvHome()). */
-  home?: string;
-}
+export type StoreOptions = HomeOptions;
 
 export function boxesDir(options: StoreOptions = {}): string {
   return join(options.home ?? vmenvHome(), 'boxes');
@@ -404,57 +392,6 @@ export function uploadLock(options: StoreOptions & { signal?: AbortSignal; onWai
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onWait ? { onWait: options.onWait } : {}),
     });
-}
-
-// ---------------------------------------------------------------------------
-// The machine index (issue #4 writes it)
-
-export interface MachineIndexEntry {
-  id: string;
-  project: string;
-  machine: string;
-  box: BoxRef;
-  uri: string;
-  domain: string;
-  state?: string;
-}
-
-export function machineIndexPath(options: StoreOptions = {}): string {
-  return join(options.home ?? vmenvHome(), 'machines.json');
-}
-
-/** The machines in the global index; none when it does not exist yet. */
-export async function readMachineIndex(options: StoreOptions = {}): Promise<MachineIndexEntry[]> {
-  const path = machineIndexPath(options);
-  let raw: unknown;
-  try {
-    raw = await readJson<unknown>(path);
-  } catch (err) {
-    throw new UserError(`The machine index ${path} cannot be read: ${(err as Error).message}`, {
-      hint: 'vmenv cannot tell which machines use which boxes. Fix or remove that file (vmenv rebuilds it as machines are brought up).',
-      cause: err,
-    });
-  }
-  if (raw === undefined) return [];
-  const machines = (raw as { machines?: unknown }).machines;
-  if (!Array.isArray(machines)) {
-    throw new UserError(`The machine index ${path} has no "machines" list.`, {
-      hint: 'vmenv cannot tell which machines use which boxes. Fix or remove that file.',
-    });
-  }
-  return machines.filter((m): m is MachineIndexEntry => {
-    const e = m as Partial<MachineIndexEntry> | null;
-    return typeof e === 'object' && e !== null && typeof e.box === 'object' && e.box !== null && typeof e.box.name === 'string';
-  });
-}
-
-/** Machines that use the box (a version of it, or any version when version is undefined). */
-export function machinesUsing(index: readonly MachineIndexEntry[], name: string, version?: string): MachineIndexEntry[] {
-  return index.filter((m) => m.box.name === name && (version === undefined || String(m.box.version) === version));
-}
-
-export function describeMachine(m: MachineIndexEntry): string {
-  return `${m.machine} (${m.project})`;
 }
 
 // ---------------------------------------------------------------------------

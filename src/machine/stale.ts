@@ -19,7 +19,8 @@ import type { LibvirtClient } from '../libvirt/client.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid } from '../libvirt/protocol/types.js';
 import { readLocalMachine, type StaleReason } from '../project/global-status.js';
-import { readMachineIndex, type MachineIndexEntry, type StoreOptions } from '../box/store.js';
+import { readMachineIndex, type MachineIndexEntry } from '../project/machine-index.js';
+import type { StoreOptions } from '../box/store.js';
 import { unescapeXml } from '../libvirt/xml/writer.js';
 
 /** An orphan volume younger than this may belong to an `up` under way (volumes come before the domain). */

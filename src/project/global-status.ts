@@ -6,7 +6,8 @@
 import { domainStatus } from '../machine/status.js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readMachineIndex, type BoxRef, type MachineIndexEntry, type StoreOptions } from '../box/store.js';
+import type { BoxRef, StoreOptions } from '../box/store.js';
+import { readMachineIndex, type MachineIndexEntry } from './machine-index.js';
 import { PROJECT_FILE } from '../config/load.js';
 import { DomainState, domainStateName, isNotFound, openLibvirt } from '../libvirt/index.js';
 import type { LibvirtClient } from '../libvirt/index.js';

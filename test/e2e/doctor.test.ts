@@ -15,7 +15,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, ut
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { machineIndexPath } from '../../src/box/store.js';
+import { machineIndexPath } from '../../src/project/machine-index.js';
 import type { Check, DoctorReport } from '../../src/host/doctor.js';
 import { isNotFound, openLibvirt, type LibvirtClient } from '../../src/libvirt/index.js';
 import { domainXml, networkXml, poolXml, volumeXml } from '../../src/libvirt/xml/index.js';

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { machineIndexPath, readMachineIndex, type MachineIndexEntry } from '../../src/box/store.js';
+import { machineIndexPath, readMachineIndex, type MachineIndexEntry } from '../../src/project/machine-index.js';
 import { formatUuid, isNotFound, openLibvirt, type DomainRef, type LibvirtClient } from '../../src/libvirt/index.js';
 import { domainXml } from '../../src/libvirt/xml/index.js';
 import { registerMachine } from '../../src/project/machine-index.js';

@@ -24,8 +24,8 @@ import {
   unescapeBoxName,
   type AddEvent,
   type BoxLibvirt,
-  type MachineIndexEntry,
 } from '../../../src/box/store.js';
+import type { MachineIndexEntry } from '../../../src/project/machine-index.js';
 import { DomainState, ErrorCode, LibvirtConnectError, LibvirtError } from '../../../src/libvirt/index.js';
 import { ExitCode, TimeoutError, UserError } from '../../../src/errors.js';
 import { leftovers, makeQcow2, makeTar, tempDir } from './helpers.js';

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { machineIndexPath, readMachineIndex, type MachineIndexEntry } from '../../../src/box/store.js';
+import { machineIndexPath, readMachineIndex, type MachineIndexEntry } from '../../../src/project/machine-index.js';
 import { DomainState, ErrorCode, LibvirtError, type DomainRef } from '../../../src/libvirt/index.js';
 import {
   domainStateWord,

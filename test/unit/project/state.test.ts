@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { extraDiskVolumeNames, machineResourceName, machineVolumeNames } from '../../../src/project/names.js';
 import { newMachineState, ProjectState } from '../../../src/project/state.js';
 import { pruneMachineIndex, registerMachine, unregisterMachine } from '../../../src/project/machine-index.js';
-import { readMachineIndex } from '../../../src/box/store.js';
+import { readMachineIndex } from '../../../src/project/machine-index.js';
 import { UserError } from '../../../src/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vmenv-state-'));
