@@ -36,8 +36,8 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DomainState } from '../dist/libvirt/index.js';
-import { renderSeed } from '../dist/machine/seed.js';
-import { sharedSshSocket } from '../dist/machine/shared-ssh.js';
+import { renderSeed } from '../dist/lifecycle/seed.js';
+import { sharedSshSocket } from '../dist/access/shared-ssh.js';
 import { bin, createBenchNetwork, finish, harness, median, ms, root, sec, tinyBox, trapInterrupts, withLibvirt as withLibvirtAt } from './lib.mjs';
 
 const { uri, pool, netns } = harness();

@@ -12,7 +12,7 @@ out_dir=bench/out
 out="$out_dir/startup.json"
 mkdir -p "$out_dir"
 
-if [[ ! -f oclif.manifest.json || ! -f dist/commands/doctor.js ]]; then
+if [[ ! -f oclif.manifest.json || ! -f dist/cli/commands/doctor.js ]]; then
   echo "startup: building first (npm run build)" >&2
   npm run build >&2
 fi

@@ -196,7 +196,7 @@ try {
       name: `${tag}-n${i}`,
       forward: { mode: 'nat' },
       ipv4: { address: a.gateway, prefix: a.prefix, dhcp: { range: { start: a.dhcpStart, end: a.dhcpEnd } } },
-      // As vmenv's own networks (src/machine/network.ts): dnsmasq offers addresses without pinging them first.
+      // As vmenv's own networks (src/net/network.ts): dnsmasq offers addresses without pinging them first.
       dnsmasqOptions: ['no-ping'],
     });
     for (const [find, replace] of v.net) {

@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { BOX_CACHE_DIR, boxCacheKey, cachedBoxName } from '../dist/build/cache.js';
 import { commonDirFor } from '../dist/build/locate.js';
 import { hashRecipe } from '../dist/build/recipe-hash.js';
-import { renderSeed } from '../dist/machine/seed.js';
+import { renderSeed } from '../dist/lifecycle/seed.js';
 import { bin, createBenchNetwork, finish, harness, median, root, sec, trapInterrupts, withLibvirt as withLibvirtAt } from './lib.mjs';
 
 const { uri, pool, netns } = harness();

@@ -5,9 +5,9 @@
 // about half of `vmenv status`. Bundled, a command loads a handful of files.
 //
 // The CLI's entry points are rewritten in place — dist/cli.js (what bin/run.js starts),
-// dist/commands/**/*.js and dist/hooks/*.js, the files oclif.manifest.json names — and
+// dist/cli/commands/**/*.js and dist/cli/hooks/*.js, the files oclif.manifest.json names — and
 // the code they share goes to dist/_chunks/. Everything else in dist/ stays as tsc
-// wrote it (the port forwarder's own program, dist/forward/main.js, among them), so a
+// wrote it (the port forwarder's own program, dist/net/forward/main.js, among them), so a
 // plain `tsc` build still runs: it only overwrites the entries with their unbundled
 // versions again.
 //
@@ -58,7 +58,7 @@ const ownModuleUrl = {
 };
 
 rmSync(chunks, { recursive: true, force: true });
-const entryPoints = [join(dist, 'cli.js'), ...jsFiles(join(dist, 'commands')), ...jsFiles(join(dist, 'hooks'))];
+const entryPoints = [join(dist, 'cli.js'), ...jsFiles(join(dist, 'cli', 'commands')), ...jsFiles(join(dist, 'cli', 'hooks'))];
 const result = await build({
   entryPoints,
   outdir: dist,

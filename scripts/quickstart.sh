@@ -71,7 +71,7 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ packag
   say "installing npm dependencies"
   npm ci --no-audit --no-fund >/dev/null
 fi
-if [ ! -f dist/commands/up.js ] || [ -n "$(find src -newer dist/commands/up.js -name '*.ts' -print -quit)" ]; then
+if [ ! -f dist/cli/commands/up.js ] || [ -n "$(find src -newer dist/cli/commands/up.js -name '*.ts' -print -quit)" ]; then
   say "building vmenv"
   npm run build >/dev/null
 fi

@@ -1,7 +1,7 @@
 /**
  * The user's own cloud-init documents (`cloud_init.user_data`, `cloud_init.network_config`):
  * reading their text as cloud-init does, and checking the keys vmenv merges with its own
- * seed. Pure: bytes in, a document or problems out. Reading files: machine/cloud-init.ts.
+ * seed. Pure: bytes in, a document or problems out. Reading files: lifecycle/cloud-init.ts.
  *
  * Text is read as YAML 1.1, as cloud-init's PyYAML reads it (`0644` is octal, `yes` a
  * boolean), and the seed is written back as YAML 1.1 (seed.ts), so the guest sees the

@@ -155,7 +155,7 @@ export interface ForwardedPort {
  */
 export type CloudInitSource = { file: string } | { inline: Record<string, unknown> };
 
-/** The user's own cloud-init, merged with vmenv's seed (see machine/seed.ts). */
+/** The user's own cloud-init, merged with vmenv's seed (see lifecycle/seed.ts). */
 export interface CloudInitConfig {
   /** `#cloud-config` user data; vmenv's user, key and host name are merged in. */
   user_data: CloudInitSource | undefined;

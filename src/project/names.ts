@@ -20,7 +20,7 @@ export function machineResourceName(projectDir: string, machine: string): string
  * box's second disk is `-box1`) and the `disks:` of vmenv.yaml. An extra disk is named
  * after its `name:` (`<resource>-disk-<name>.qcow2`), else after its position in
  * `disks:` (`<resource>-disk<i>.qcow2`); the forms never collide, and the resource name
- * keeps all of them unique to the project. src/machine/stale.ts recognises all of them.
+ * keeps all of them unique to the project. src/inventory/stale.ts recognises all of them.
  */
 export function machineVolumeNames(resourceName: string): {
   root: string;

@@ -25,8 +25,8 @@ import {
   type StorageVolRef,
 } from '../../src/libvirt/index.js';
 import { domainXml, networkXml, volumeXml } from '../../src/libvirt/xml/index.js';
-import { machineMac, seedDrive } from '../../src/machine/domain-plan.js';
-import { renderSeed, writeSeedIso } from '../../src/machine/seed.js';
+import { machineMac, seedDrive } from '../../src/lifecycle/domain-plan.js';
+import { renderSeed, writeSeedIso } from '../../src/lifecycle/seed.js';
 import { discoverIp } from '../../src/net/ip-discovery.js';
 import { hostRoutesAndAddresses, networkAddresses, pickFreeSubnet } from '../../src/net/subnet.js';
 import { generateMachineKey, memoryHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../../src/ssh/index.js';

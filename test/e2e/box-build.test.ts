@@ -125,7 +125,7 @@ function monitor(command: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(root, 'dist', 'commands', 'box', 'build.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
+  if (!existsSync(join(root, 'dist', 'cli', 'commands', 'box', 'build.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
     await sh('npm', ['run', 'build'], 300_000);
   }
   work = await mkdtemp(join(tmpdir(), 'vmenv-e2e-box-build-'));

@@ -50,7 +50,7 @@ let base: string;
 const served = new Map<string, { body: Buffer; type: string }>();
 
 beforeAll(async () => {
-  if (!existsSync(join(root, 'dist', 'commands', 'box', 'add.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
+  if (!existsSync(join(root, 'dist', 'cli', 'commands', 'box', 'add.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
     execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
   }
   tmp = mkdtempSync(join(tmpdir(), 'vmenv-e2e-box-'));

@@ -20,8 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBoxArchive } from '../../src/box/format.js';
-import { freeLoopbackPort } from '../../src/machine/ports.js';
-import { renderSeed, writeSeedIso } from '../../src/machine/seed.js';
+import { freeLoopbackPort } from '../../src/net/ports.js';
+import { renderSeed, writeSeedIso } from '../../src/lifecycle/seed.js';
 import { builtBox } from '../support/boxes.js';
 
 const execFileP = promisify(execFile);

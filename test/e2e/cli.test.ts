@@ -22,7 +22,7 @@ const machineCommands = ['up', 'halt', 'destroy', 'ssh', 'ssh-config', 'status',
 const allCommands = [...machineCommands, 'global-status', 'doctor', 'prune', 'init', 'box build', 'box add', 'box list', 'box remove'];
 
 beforeAll(() => {
-  if (!existsSync(join(root, 'dist', 'commands', 'doctor.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
+  if (!existsSync(join(root, 'dist', 'cli', 'commands', 'doctor.js')) || !existsSync(join(root, 'oclif.manifest.json'))) {
     execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
   }
 });

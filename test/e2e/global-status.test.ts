@@ -14,7 +14,7 @@ import { formatUuid, isNotFound, openLibvirt, type DomainRef, type LibvirtClient
 import { domainXml } from '../../src/libvirt/xml/index.js';
 import { registerMachine } from '../../src/project/machine-index.js';
 import { newMachineState, ProjectState } from '../../src/project/state.js';
-import type { GlobalStatus } from '../../src/project/global-status.js';
+import type { GlobalStatus } from '../../src/inventory/global-status.js';
 import { runVmenv, type Run } from '../support/cli.js';
 import { testHost } from '../support/harness.js';
 

@@ -25,8 +25,8 @@ let tmp: string;
 
 beforeAll(async () => {
   if (
-    !existsSync(join(root, 'dist', 'commands', 'init.js')) ||
-    !existsSync(join(root, 'dist', 'commands', 'config', 'schema.js')) ||
+    !existsSync(join(root, 'dist', 'cli', 'commands', 'init.js')) ||
+    !existsSync(join(root, 'dist', 'cli', 'commands', 'config', 'schema.js')) ||
     !existsSync(join(root, 'oclif.manifest.json'))
   ) {
     execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freeLoopbackPort } from '../../src/machine/ports.js';
+import { freeLoopbackPort } from '../../src/net/ports.js';
 import { builtBox } from '../support/boxes.js';
 import { startCommand, vmenvBin, type Run } from '../support/cli.js';
 import { testHost } from '../support/harness.js';

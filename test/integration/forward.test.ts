@@ -1,5 +1,5 @@
 /**
- * The port forwarder as a real process (dist/forward/main.js: build first with
+ * The port forwarder as a real process (dist/net/forward/main.js: build first with
  * `npx tsc -p tsconfig.build.json`), all on loopback: echo servers in this process
  * stand in for guests, and one inside the harness netns for a guest that only that
  * namespace reaches (loopback there too). Every process started here is ended by pid.
@@ -24,7 +24,7 @@ import {
   type ForwardMapping,
   type ForwardSpec,
   type RunningForwarder,
-} from '../../src/forward/index.js';
+} from '../../src/net/forward/index.js';
 import { testHost } from '../support/harness.js';
 
 const exec = promisify(execFile);

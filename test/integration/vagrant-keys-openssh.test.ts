@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freeLoopbackPort } from '../../src/machine/ports.js';
+import { freeLoopbackPort } from '../../src/net/ports.js';
 import { connectSsh } from '../../src/ssh/client.js';
 import { memoryHostKeyStore } from '../../src/ssh/host-key.js';
 import { generateMachineKey } from '../../src/ssh/keys.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { renderSeed } from '../../src/machine/seed.js';
+import { renderSeed } from '../../src/lifecycle/seed.js';
 
 const dir = resolve(__dirname, '../../boxes/common/nocloud');
 const script = join(dir, 'vmenv-nocloud');

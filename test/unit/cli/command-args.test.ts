@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const commandsDir = join(import.meta.dirname, '..', '..', '..', 'src', 'commands');
+const commandsDir = join(import.meta.dirname, '..', '..', '..', 'src', 'cli', 'commands');
 
 function commandFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

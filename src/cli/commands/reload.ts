@@ -1,0 +1,42 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../base-command.js';
+import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
+import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+
+export default class Reload extends BaseCommand {
+  static override summary = 'Restart the machines, applying changes made to vmenv.yaml.';
+  static override description = `Shuts each machine down, updates its domain from the current vmenv.yaml (CPUs, memory, boot options, shared folders, new extra disks, a larger disk_size) and starts it again, then syncs the rsync folders. The machine keeps its disk, MAC address and network. Provisioners with run: always run; the others only with --provision.`;
+
+  static override examples = [
+    { description: 'Restart every machine with the new configuration.', command: '<%= config.bin %> <%= command.id %>' },
+    { description: 'Restart one machine and provision it again.', command: '<%= config.bin %> <%= command.id %> web --provision' },
+  ];
+
+  static override args = machinesArg;
+  static override strict = false;
+  static override flags = {
+    ...cwdFlag,
+    ...provisionFlags,
+    force: Flags.boolean({ char: 'f', description: 'Power off at once instead of a graceful shutdown.' }),
+    ...parallelFlag,
+  };
+
+  async run(): Promise<void> {
+    const { argv, flags } = await this.parse(Reload);
+    const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
+    const { forEachMachine } = await import('../../services/batch.js');
+    const { reloadMachine } = await import('../../lifecycle/reload.js');
+    const [{ bringUpAndProvision }, { withAnsibleBatch }] = await Promise.all([import('../../lifecycle/bring-up.js'), import('../../provision/provision.js')]);
+    await withProjectLock(project, 'reload', this.signal, () =>
+      withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
+        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, (h) =>
+          bringUpAndProvision(
+            h,
+            () => reloadMachine(h, { signal: this.signal, force: flags.force, onChange: (change) => this.log(`${h.machine.name}: ${change}`) }),
+            { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [], ansibleBatch },
+          ),
+        ),
+      ),
+    );
+  }
+}
