@@ -1,5 +1,6 @@
 import { Listr } from 'listr2';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { runPipeline, type Step } from '../../../src/machine/pipeline.js';
 import { PROGRESS_INTERVAL_MS, ProgressThrottle, rendersLive, withThrottledOutput } from '../../../src/util/progress-throttle.js';
 
 /** A throttle on a clock the test moves; `lines` is what it printed. */
@@ -158,5 +159,47 @@ describe('rendersLive', () => {
     } finally {
       process.stdout.isTTY = tty;
     }
+  });
+});
+
+describe('runPipeline without a terminal', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
+
+  it('prints a step’s first and last progress, and every note', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] }); // the clock stands still: every update falls in one window
+    const out: string[] = [];
+    const capture = (chunk: unknown): boolean => {
+      out.push(String(chunk));
+      return true;
+    };
+    vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const steps: Step<object>[] = [
+      {
+        title: 'Upload the box into the pool',
+        async run(_c, _s, report) {
+          for (let i = 1; i <= 77; i++) report.status(`${Math.floor((i / 77) * 100)} % of 19 MiB`);
+        },
+      },
+      {
+        title: 'Wait for SSH',
+        async run(_c, _s, report) {
+          for (let i = 1; i <= 24; i++) report.status(`attempt ${i}: ${i < 24 ? 'refused' : 'ok'}`);
+          report.note('logged in with the insecure key: replacing it');
+        },
+      },
+    ];
+    await runPipeline(steps, {}, { renderer: 'simple' });
+    const progress = out.join('').split('\n').filter((l) => l.includes('›'));
+    expect(progress.map((l) => l.replace(/^.*› /, ''))).toEqual([
+      '1 % of 19 MiB',
+      '100 % of 19 MiB',
+      'attempt 1: refused',
+      'attempt 24: ok',
+      'logged in with the insecure key: replacing it',
+    ]);
   });
 });
