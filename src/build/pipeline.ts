@@ -18,6 +18,7 @@ import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
 import { writeBoxArchive } from '../box/format.js';
 import type { BoxMetadata } from '../box/metadata.js';
 import { UserError } from '../errors.js';
+import { ProgressThrottle, rendersLive, withThrottledOutput } from '../util/progress-throttle.js';
 import { assembleRawDisk, convertToQcow2, type Qcow2Compression } from './disk.js';
 import { checkBootFiles, findMbrBin, installExtlinux, writeExtlinuxConf } from './extlinux.js';
 import { growExt4Image, makeExt4Image, newFsUuid, writeFstab, type MadeFilesystem } from './filesystem.js';
@@ -100,9 +101,11 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
     title,
     task: async (c, task) => {
       const t0 = Date.now();
+      const output = new ProgressThrottle((text) => (task.output = text), { throttle: !rendersLive(list) });
       try {
-        return await fn(c, task);
+        return await fn(c, withThrottledOutput(task, output));
       } finally {
+        output.flush();
         steps.push({ title, ms: Date.now() - t0 });
       }
     },
@@ -238,7 +241,7 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
             gzip: false,
             ...signalOpt(signal),
             onProgress: (bytes) => {
-              // A line per tenth is plenty (the simple renderer prints every update).
+              // A tenth at a time is plenty, even for a live display.
               if (bytes - last < Math.max(total / 10, 16 * 1024 * 1024) && bytes < total) return;
               last = bytes;
               task.output = `${basename(out.box!)}: ${formatSize(bytes)} of ${formatSize(total)}`;

@@ -1,9 +1,15 @@
 import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
+import { ProgressThrottle, rendersLive } from '../util/progress-throttle.js';
 
 /** What a running step may tell the user while it works. */
 export interface StepReporter {
-  /** A one-line status under the step's title (e.g. "42 % of 310 MiB"). */
+  /**
+   * A one-line status under the step's title (e.g. "42 % of 310 MiB"), superseded by the
+   * next: without a live display, shown at most every few seconds (and the last at the end).
+   */
   status(text: string): void;
+  /** A line the user must read (not progress): always shown. */
+  note(text: string): void;
   /** Replace the step's title (e.g. once the IP is known). */
   title(text: string): void;
 }
@@ -67,10 +73,15 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
     skip: () => step.skip?.(ctx) ?? false,
     task: async (_c, task) => {
       signal.throwIfAborted();
-      const report: StepReporter = {
-        status: (text) => {
+      const output = new ProgressThrottle(
+        (text) => {
           task.output = text;
         },
+        { throttle: !rendersLive(list) },
+      );
+      const report: StepReporter = {
+        status: (text) => output.progress(text),
+        note: (text) => output.note(text),
         title: (text) => {
           task.title = text;
         },
@@ -78,7 +89,11 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
       // The step honours the signal itself; racing it would start the rollback while
       // it may still be creating something that then would never be undone.
       started = step;
-      await step.run(ctx, signal, report);
+      try {
+        await step.run(ctx, signal, report);
+      } finally {
+        output.flush();
+      }
       done.push(step);
       signal.throwIfAborted();
     },

@@ -176,7 +176,7 @@ export function createMachineSteps(): Step<UpContext>[] {
           ctx.pool = await ctx.client.storagePoolDefineXml(poolXml({ name, path }));
           await ctx.client.storagePoolBuild(ctx.pool);
           await ctx.client.storagePoolSetAutostart(ctx.pool, true);
-          report.status(`created pool ${name} at ${path}`);
+          report.note(`created pool ${name} at ${path}`);
         }
         if (!(await ctx.client.storagePoolIsActive(ctx.pool))) {
           await ctx.client.storagePoolCreate(ctx.pool).catch(async (err: unknown) => {
@@ -184,7 +184,7 @@ export function createMachineSteps(): Step<UpContext>[] {
             if (!(err instanceof Error) || !/cannot open directory|No such file/i.test(err.message)) throw err;
             await ctx.client.storagePoolBuild(ctx.pool!);
             await ctx.client.storagePoolCreate(ctx.pool!);
-            report.status(`made the folder of pool ${name} again`);
+            report.note(`made the folder of pool ${name} again`);
           });
         }
       },
@@ -482,7 +482,7 @@ export function reachSteps(): Step<UpContext>[] {
           insertKey: ctx.machine.ssh.insert_key,
           machineDir: dir,
           reconnect: async (own) => (await connect([own], 60_000)).session,
-          onStatus: (s) => report.status(s),
+          onStatus: (s) => report.note(s),
           signal,
         });
         ctx.session = settled.session;
