@@ -31,7 +31,7 @@ const exec = promisify(execFile);
 const host = testHost();
 const LO = '127.0.0.1';
 const dir = mkdtempSync(join(tmpdir(), 'vmenv-it-forward-'));
-const entry = join(import.meta.dirname, '..', '..', 'dist', 'forward', 'main.js');
+const entry = join(import.meta.dirname, '..', '..', 'dist', 'net', 'forward', 'main.js');
 const started: RunningForwarder[] = [];
 const children: ChildProcess[] = [];
 const closers: Array<() => void> = [];
@@ -308,7 +308,7 @@ describe('the forwarder outlives the command that started it', () => {
     const log = logFile();
     const spec: ForwardSpec = { mappings: [{ protocol: 'tcp', hostIp: LO, hostPort: 0, guestIp: LO, guestPort }] };
     const script = `
-      const { startForwarder } = await import(${JSON.stringify(join(import.meta.dirname, '..', '..', 'dist', 'forward', 'index.js'))});
+      const { startForwarder } = await import(${JSON.stringify(join(import.meta.dirname, '..', '..', 'dist', 'net', 'forward', 'index.js'))});
       const f = await startForwarder(${JSON.stringify(spec)}, { logFile: ${JSON.stringify(log)}, tag: 'machine-1' });
       console.log(JSON.stringify(f));`;
     const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 });
