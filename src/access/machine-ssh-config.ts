@@ -5,16 +5,14 @@
  */
 import { join } from 'node:path';
 import type { MachineState } from '../project/state.js';
-import { netnsProxyCommand, renderSshConfigHost } from '../ssh/config.js';
+import { renderSshConfigHost } from '../ssh/config.js';
 import { fileHostKeyStore, writePinnedKnownHosts, type PinnedKey } from '../ssh/host-key.js';
 import { writeFileAtomicIfChanged } from '../ssh/write-if-changed.js';
 import { UserError } from '../errors.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import type { MachineRef } from '../hosts/handle.js';
 import { machineStatus } from '../hosts/machine-status.js';
-
-/** The environment variable naming a network namespace from which guests are reached. */
-export const GUEST_NETNS_ENV = 'VMENV_GUEST_NETNS';
+import { LibvirtHost } from '../hosts/libvirt-host.js';
 
 export async function requireRecord(h: MachineRef): Promise<MachineState> {
   const record = await h.state.read(h.machine.name);
@@ -36,7 +34,7 @@ export interface MachineSshTarget {
   privateKeyFile: string;
   /** The guest's host key pinned at first contact. */
   hostKey: PinnedKey;
-  /** Reaches %h:%p from the guests' network namespace ($VMENV_GUEST_NETNS). */
+  /** Reaches %h:%p where this machine cannot dial the guest itself (see LibvirtHost.reach). */
   proxyCommand?: string;
 }
 
@@ -47,7 +45,7 @@ export async function machineSshTarget(h: MachineRef, record?: MachineState): Pr
   if (!record.ip || !hostKey) {
     throw new UserError(`machine '${h.machine.name}' has not been reached over SSH yet`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
   }
-  const netns = process.env[GUEST_NETNS_ENV];
+  const { sshProxyCommand } = LibvirtHost.of(record.uri);
   return {
     name: h.machine.name,
     address: record.ip,
@@ -55,7 +53,7 @@ export async function machineSshTarget(h: MachineRef, record?: MachineState): Pr
     user: record.ssh.username,
     privateKeyFile: record.ssh.privateKeyPath,
     hostKey,
-    ...(netns ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+    ...(sshProxyCommand ? { proxyCommand: sshProxyCommand } : {}),
   };
 }
 

@@ -5,12 +5,12 @@
 import { join } from 'node:path';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { connectSsh, type SshSession } from '../ssh/client.js';
-import { netnsProxyCommand } from '../ssh/config.js';
 import { fileHostKeyStore } from '../ssh/host-key.js';
 import { readPrivateKey } from '../ssh/keys.js';
 import { UserError } from '../errors.js';
 import type { MachineHandle, MachineRef } from '../hosts/handle.js';
-import { GUEST_NETNS_ENV, noAddress, requireRecord, whyUnreachable } from './machine-ssh-config.js';
+import { LibvirtHost } from '../hosts/libvirt-host.js';
+import { noAddress, requireRecord, whyUnreachable } from './machine-ssh-config.js';
 
 export { requireRecord } from './machine-ssh-config.js';
 
@@ -47,8 +47,8 @@ export async function connectToMachine(m: MachineRef, options: ConnectToMachineO
   const timer = setTimeout(() => {
     void whyNot().then((err) => err && notRunning.abort(err));
   }, options.askLibvirtAfterMs ?? 0);
-  // QEMU runs where libvirtd runs: in that namespace its user-mode forwards listen too.
-  const netns = process.env[GUEST_NETNS_ENV];
+  // QEMU runs where libvirtd runs: in its namespace, if any, its user-mode forwards listen too.
+  const { sshProxyCommand } = LibvirtHost.of(record.uri);
   try {
     return await connectSsh({
       host: record.ip,
@@ -56,7 +56,7 @@ export async function connectToMachine(m: MachineRef, options: ConnectToMachineO
       username: record.ssh.username,
       privateKey: await readPrivateKey(record.ssh.privateKeyPath),
       hostKey: fileHostKeyStore(join(m.state.machineDir(m.machine.name), 'host-key.json')),
-      ...(netns ? { proxyCommand: netnsProxyCommand(netns) } : {}),
+      ...(sshProxyCommand ? { proxyCommand: sshProxyCommand } : {}),
       signal: options.signal ? AbortSignal.any([options.signal, notRunning.signal]) : notRunning.signal,
       label: `machine '${m.machine.name}'`,
     });

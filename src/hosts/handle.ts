@@ -6,6 +6,7 @@ import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { openLibvirt } from '../libvirt/index.js';
 import { ProjectState, type MachineState } from '../project/state.js';
+import { LibvirtHost } from './libvirt-host.js';
 
 /** A machine of a project and its recorded state, without a libvirt connection. */
 export interface MachineRef {
@@ -16,6 +17,8 @@ export interface MachineRef {
 
 export interface MachineHandle extends MachineRef {
   client: LibvirtClient;
+  /** The libvirt host the machine lives on: its files, how its guests are reached. */
+  host: LibvirtHost;
 }
 
 /**
@@ -30,7 +33,7 @@ async function machineUri(state: ProjectState, machine: MachineConfig, record?: 
 export async function openMachine(project: ProjectConfig, machine: MachineConfig, signal?: AbortSignal): Promise<MachineHandle> {
   const state = new ProjectState(project.dir);
   const client = await openLibvirt(await machineUri(state, machine), { ...(signal ? { signal } : {}) });
-  return { project, machine, state, client };
+  return { project, machine, state, client, host: LibvirtHost.of(client.uri) };
 }
 
 /**
@@ -44,7 +47,8 @@ export class LibvirtConnections {
 
   async handle(project: ProjectConfig, machine: MachineConfig, record?: MachineState): Promise<MachineHandle> {
     const state = new ProjectState(project.dir);
-    return { project, machine, state, client: await this.client(await machineUri(state, machine, record)) };
+    const client = await this.client(await machineUri(state, machine, record));
+    return { project, machine, state, client, host: LibvirtHost.of(client.uri) };
   }
 
   /** The shared connection to `uri` (undefined: the default choice), opened on first use. */

@@ -47,7 +47,7 @@ export async function liveStatus(client: LibvirtClient, live: { domain: DomainRe
 }
 
 /** The machine's status; `record` is its state when the caller has read it already. */
-export async function machineStatus(h: MachineHandle, record?: MachineState): Promise<StatusReport> {
+export async function machineStatus(h: Pick<MachineHandle, 'machine' | 'state' | 'client'>, record?: MachineState): Promise<StatusReport> {
   record ??= await h.state.read(h.machine.name);
   if (!record?.domain) return { machine: h.machine.name, status: 'not created' };
   const live = await currentDomain(h.client, record);

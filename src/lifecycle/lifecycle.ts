@@ -11,13 +11,11 @@ import type { MachineHandle } from '../hosts/handle.js';
 import { currentDomain } from '../hosts/live-domain.js';
 import { fallbackLoginKeys } from '../access/login.js';
 import { runPipeline, type PipelineOptions, type Step } from './pipeline.js';
-import { GUEST_NETNS_ENV } from '../access/machine-ssh-config.js';
 import { createMachineSteps, machineRecord, reachSteps, recordedNic, refreshForwardedPorts, type UpContext } from './up.js';
 
 export interface UpOptions extends Pick<PipelineOptions, 'renderer' | 'signal'> {
   /** Keep what a failed first `up` made (`--no-destroy-on-error`). */
   keepOnError?: boolean;
-  guestNetns?: string;
 }
 
 /**
@@ -33,7 +31,7 @@ export async function upMachine(h: MachineHandle, options: UpOptions = {}): Prom
     machine: h.machine,
     state: h.state,
     client: h.client,
-    guestNetns: options.guestNetns ?? process.env[GUEST_NETNS_ENV],
+    host: h.host,
     resourceName: machineResourceName(h.project.dir, h.machine.name),
     record,
     fallbackKeys,

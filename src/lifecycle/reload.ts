@@ -39,7 +39,7 @@ export async function reloadMachine(h: MachineHandle, options: ReloadOptions = {
 
   const nic = recordedNic(record, h.machine, resourceName);
   const before = await h.client.domainGetXmlDesc(live.domain);
-  const ctx = { client: h.client, project: h.project, machine: h.machine, resourceName, nic, record, state: h.state };
+  const ctx = { client: h.client, host: h.host, project: h.project, machine: h.machine, resourceName, nic, record, state: h.state };
 
   const disks = await ensureExtraDisks(ctx);
   if (disks > 0) options.onChange?.(`${disks} new disk${disks === 1 ? '' : 's'}`);

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { machineBox } from '../box/source.js';
@@ -9,7 +8,6 @@ import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { detectVirtualization } from '../hosts/virtualization.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import { DomainUndefineFlags } from '../libvirt/constants.js';
-import { isLocalUri, isSessionUri } from '../libvirt/uri.js';
 import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid, type DomainRef, type NetworkRef, type StoragePoolRef, type StorageVolRef } from '../libvirt/protocol/types.js';
 import { domainXml, poolXml, volumeXml } from '../libvirt/xml/index.js';
@@ -17,17 +15,16 @@ import { discoverIp, IpDiscoveryTimeoutError } from '../net/ip-discovery.js';
 import { registerMachine } from '../project/machine-index.js';
 import { extraDiskVolumeNames, machineVolumeNames } from '../project/names.js';
 import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
-import { ensureMachineKey, fileHostKeyStore, netnsProxyCommand, waitForSsh, type SshSession } from '../ssh/index.js';
+import { ensureMachineKey, fileHostKeyStore, waitForSsh, type SshSession } from '../ssh/index.js';
 import { UserError } from '../errors.js';
 import { boxOverlayVolumes, machineDomainSpec, machineMac, type BoxDiskVolume, type ManagementNic } from './domain-plan.js';
 import type { Step } from './pipeline.js';
 import { startNatForwarder, stopNatForwarder } from '../net/forwarding.js';
 import { DEFAULT_NETWORK, ensureNatNetwork, removeNetworkIfUnused } from '../net/network.js';
-import { newPoolPath } from '../hosts/pool-path.js';
+import type { LibvirtHost } from '../hosts/libvirt-host.js';
 import { choosePorts, freeLoopbackPort, isPortFree } from '../net/ports.js';
 import { renderSeed, writeSeedIso } from './seed.js';
 import { machineCloudInit, type MachineCloudInit } from './cloud-init.js';
-import { runtimeDirPath } from '../util/runtime-dir.js';
 import { loginKeys, MACHINE_KEY_FILE, settleLogin, type LoginKey } from '../access/login.js';
 
 /** The libvirt network vmenv creates for NAT machines unless vmenv.yaml names another. */
@@ -38,8 +35,8 @@ export interface UpContext {
   machine: MachineConfig;
   state: ProjectState;
   client: LibvirtClient;
-  /** Reach guests from inside this network namespace (`ip netns exec`), e.g. a sandboxed libvirtd's. */
-  guestNetns: string | undefined;
+  /** The libvirt host: where its files are, how its guests are reached. */
+  host: LibvirtHost;
   resourceName: string;
   record: MachineState;
   box?: StoredBox;
@@ -59,41 +56,6 @@ export interface UpContext {
 }
 
 const GiB = 1024 ** 3;
-
-/** Where the guest's serial console is written on a local libvirt host, for error reports. */
-export function serialLogPath(uri: string, name: string): string | undefined {
-  if (!isLocalUri(uri)) return undefined; // a remote host's file is not ours to read
-  if (isSessionUri(uri)) return join(process.env.HOME ?? '/root', '.cache', 'libvirt', 'qemu', 'log', `${name}-serial.log`);
-  return `/var/log/libvirt/qemu/${name}-serial.log`;
-}
-
-/** The folder of libvirt's dnsmasq lease and status files, when libvirt runs on this host in system mode. */
-export function localLeaseDir(uri: string): string | undefined {
-  if (!isLocalUri(uri) || isSessionUri(uri)) return undefined; // session mode has no NAT networks of its own
-  return '/var/lib/libvirt/dnsmasq';
-}
-
-/**
- * Where a session daemon's guest agent socket goes. libvirt's own choice, under
- * ~/.config/libvirt/qemu/channel/…, passes the 108 bytes a unix socket path may have
- * for a home or user name of ordinary length: vmenv puts it in a per-user folder in /tmp.
- */
-export function sessionAgentSocket(uri: string, resourceName: string): string | undefined {
-  if (!isSessionUri(uri) || !isLocalUri(uri)) return undefined;
-  const id = createHash('sha256').update(resourceName).digest('hex').slice(0, 16);
-  return join(runtimeDirPath(), `${id}.agent`);
-}
-
-/** The last lines of the guest's serial console, when vmenv can read its log. */
-export async function consoleTail(uri: string, name: string, lines = 25): Promise<string[]> {
-  const path = serialLogPath(uri, name);
-  if (!path) return ['(the console log is on the remote libvirt host)'];
-  try {
-    return (await readFile(path, 'utf8')).replace(/\r/g, '').trimEnd().split('\n').slice(-lines);
-  } catch {
-    return [`(no console log at ${path})`];
-  }
-}
 
 /** A note for the user, outside the step list: "default: host port 8080 is in use: …". */
 function say(ctx: Pick<UpContext, 'machine'>, message: string): void {
@@ -172,7 +134,7 @@ export function createMachineSteps(): Step<UpContext>[] {
         } catch (err) {
           if (!isNotFound(err)) throw err;
           // No such pool: make one, as a user of Vagrant expects `default` to exist.
-          const path = newPoolPath(ctx.client.uri, name);
+          const path = ctx.host.newPoolPath(name);
           ctx.pool = await ctx.client.storagePoolDefineXml(poolXml({ name, path }));
           await ctx.client.storagePoolBuild(ctx.pool);
           await ctx.client.storagePoolSetAutostart(ctx.pool, true);
@@ -271,7 +233,7 @@ export function createMachineSteps(): Step<UpContext>[] {
     {
       title: 'Management network',
       async run(ctx, signal, report) {
-        const mode = ctx.machine.network.mode ?? (isSessionUri(ctx.client.uri) ? 'user' : 'nat');
+        const mode = ctx.machine.network.mode ?? ctx.host.defaultNetworkMode;
         const mac = machineMac(ctx.resourceName);
         const ports = await choosePorts(ctx.machine.forwarded_ports, { onCorrected: (m) => say(ctx, m) });
         await save(ctx, (r) => {
@@ -291,7 +253,7 @@ export function createMachineSteps(): Step<UpContext>[] {
         await save(ctx, (r) => {
           r.nic = { mode: 'nat', network: name, mac };
         });
-        const ensured = await ensureNatNetwork(ctx.client, name, { subnet: ctx.machine.network.subnet, guestNetns: ctx.guestNetns, signal });
+        const ensured = await ensureNatNetwork(ctx.client, name, { subnet: ctx.machine.network.subnet, guestNetns: ctx.host.guestNetns, signal });
         ctx.network = ensured.network;
         await save(ctx, (r) => r.networks.push({ name, created: ensured.owned }));
         report.title(`Network ${name}${ensured.createdWith ? ` (${ensured.createdWith}, created)` : ''}`);
@@ -310,8 +272,8 @@ export function createMachineSteps(): Step<UpContext>[] {
         const { note } = await domainType(ctx.machine);
         if (note) report.title(`Define and start the domain (${note})`);
         // A session daemon does not make its log folder before its first guest; QEMU then cannot open the console log.
-        const log = serialLogPath(ctx.client.uri, ctx.resourceName);
-        if (log && isSessionUri(ctx.client.uri)) await mkdir(dirname(log), { recursive: true });
+        const log = ctx.host.serialLogPath(ctx.resourceName);
+        if (log && ctx.host.session) await mkdir(dirname(log), { recursive: true });
         ctx.domain = await ctx.client.domainDefineXml(await machineDomainXml(ctx));
         await save(ctx, (r) => {
           r.domain = { name: ctx.domain!.name, uuid: formatUuid(ctx.domain!.uuid) };
@@ -348,12 +310,12 @@ export async function domainType(machine: MachineConfig): Promise<{ type: 'kvm' 
  * the definition that replaces an existing domain's (reload).
  */
 export async function machineDomainXml(
-  ctx: Pick<UpContext, 'client' | 'project' | 'machine' | 'resourceName' | 'nic' | 'record'>,
+  ctx: Pick<UpContext, 'host' | 'project' | 'machine' | 'resourceName' | 'nic' | 'record'>,
   uuid?: string,
 ): Promise<string> {
   const { type } = await domainType(ctx.machine);
   const names = machineVolumeNames(ctx.resourceName);
-  const log = serialLogPath(ctx.client.uri, ctx.resourceName);
+  const log = ctx.host.serialLogPath(ctx.resourceName);
   const spec = machineDomainSpec({
     name: ctx.resourceName,
     type,
@@ -372,13 +334,13 @@ export async function machineDomainXml(
     nic: ctx.nic!,
     ...(log ? { serialLog: log } : {}),
   });
-  const agent = sessionAgentSocket(ctx.client.uri, ctx.resourceName);
+  const agent = ctx.host.agentSocketPath(ctx.resourceName);
   if (agent) await mkdir(dirname(agent), { recursive: true, mode: 0o700 });
   return domainXml({ ...spec, ...(uuid === undefined ? {} : { uuid }), ...(agent ? { guestAgentSocket: agent } : {}) });
 }
 
 function leaseFiles(ctx: UpContext): { leaseFiles?: string } {
-  const path = ctx.machine.network.lease_file ?? localLeaseDir(ctx.client.uri);
+  const path = ctx.machine.network.lease_file ?? ctx.host.leaseDir;
   return path === undefined ? {} : { leaseFiles: path };
 }
 
@@ -445,7 +407,7 @@ export function reachSteps(): Step<UpContext>[] {
         }).catch(async (err: unknown) => {
           // Say what the guest was doing: the last lines of its serial console.
           if (!(err instanceof IpDiscoveryTimeoutError)) throw err;
-          throw err.withConsoleTail(await consoleTail(ctx.client.uri, ctx.resourceName));
+          throw err.withConsoleTail(await ctx.host.consoleTail(ctx.resourceName));
         });
         ctx.ip = found.ip;
         await save(ctx, (r) => {
@@ -470,7 +432,7 @@ export function reachSteps(): Step<UpContext>[] {
             privateKeyLabel: offer[0]!.label,
             fallbackKeys: offer.slice(1),
             hostKey: fileHostKeyStore(join(dir, 'host-key.json')),
-            ...(ctx.guestNetns ? { proxyCommand: netnsProxyCommand(ctx.guestNetns) } : {}),
+            ...(ctx.host.sshProxyCommand ? { proxyCommand: ctx.host.sshProxyCommand } : {}),
             timeoutMs,
             signal,
             label: `machine '${ctx.machine.name}'`,
@@ -500,7 +462,7 @@ export function reachSteps(): Step<UpContext>[] {
       title: 'Forward ports',
       skip: (ctx) => ctx.record.nic?.mode !== 'nat' || (ctx.record.ports ?? []).length === 0,
       async run(ctx, signal, report) {
-        const n = await startNatForwarder(ctx.state, ctx.record, ctx.ip!, { guestNetns: ctx.guestNetns, signal });
+        const n = await startNatForwarder(ctx.state, ctx.record, ctx.ip!, { guestNetns: ctx.host.guestNetns, signal });
         report.title(`Forwarded ${n} port${n === 1 ? '' : 's'} (${(ctx.record.ports ?? []).map((p) => `${p.host}→${p.guest}`).join(', ')})`);
       },
       async rollback(ctx) {

@@ -1,7 +1,7 @@
 /**
  * The ansible provisioner: the host's `ansible-playbook` run against machines through a
  * generated inventory, over the same SSH as vmenv's own (the machine's key, its pinned
- * host key, the proxy command of VMENV_GUEST_NETNS).
+ * host key, the proxy command of the machine's libvirt host, if any).
  *
  * Each run gets a temporary folder under the state directory (the machine's, or the
  * project's `.vmenv/` for a run over several machines) for its inventory, its

@@ -1,6 +1,6 @@
 import type { LibvirtClient } from '../../libvirt/client.js';
-import { isSessionUri, usesUserDaemon, type LibvirtUri } from '../../libvirt/uri.js';
-import { GUEST_NETNS_ENV } from '../../access/machine-ssh-config.js';
+import { usesUserDaemon, type LibvirtUri } from '../../libvirt/uri.js';
+import { LibvirtHost } from '../../hosts/libvirt-host.js';
 import type { StaleResources } from '../../inventory/stale.js';
 import { plural } from '../../util/format.js';
 import { closeLibvirt, DEFAULT_PROBE_TIMEOUT_MS, ProbeTimeout, reachLibvirt, withTimeout, type LibvirtProbe } from './libvirt-probe.js';
@@ -195,8 +195,9 @@ async function libvirtChecks(
   const local = parsed.transport === 'unix';
   const uri = client.uri;
   const userDaemon = usesUserDaemon(parsed, process.getuid?.() ?? 0);
-  const session = isSessionUri(uri);
-  const mode = target.network.mode ?? (session ? 'user' : 'nat');
+  const host = LibvirtHost.of(uri);
+  const session = host.session;
+  const mode = target.network.mode ?? host.defaultNetworkMode;
   const modeSource = target.network.mode !== undefined ? 'network.mode in vmenv.yaml' : `the default for ${session ? 'qemu:///session' : 'a system libvirt'}`;
   let stale: StaleResources | undefined;
   const pruneCommand = target.uriReason === 'given with --uri' ? `vmenv prune --uri '${uri}'` : 'vmenv prune';
@@ -219,7 +220,7 @@ async function libvirtChecks(
           name: target.network.name,
           configuredSubnet: target.network.subnet,
           local,
-          netns: process.env[GUEST_NETNS_ENV] || undefined,
+          netns: host.guestNetns,
         }),
       ),
     ),

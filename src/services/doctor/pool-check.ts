@@ -4,7 +4,7 @@
  * vmenv's data folder and starts an inactive one, so those are warnings; a folder QEMU
  * cannot reach is a failure (the first boot would end in "Permission denied").
  */
-import { newPoolPath } from '../../hosts/pool-path.js';
+import { LibvirtHost } from '../../hosts/libvirt-host.js';
 import { realpath } from 'node:fs/promises';
 import type { LibvirtClient } from '../../libvirt/client.js';
 import { isNotFound } from '../../libvirt/errors.js';
@@ -65,7 +65,7 @@ export function poolCheck(f: PoolFacts): Check {
   const access = accessText(f);
   const from = f.source === 'default' ? ' (the default)' : ` (from ${f.source})`;
   if (f.state === 'missing') {
-    const create = f.path ?? newPoolPath(f.uri, f.name);
+    const create = f.path ?? LibvirtHost.of(f.uri).newPoolPath(f.name);
     const detail = `pool '${f.name}'${from} does not exist on ${f.uri}; 'vmenv up' creates it at ${create}`;
     if (access.problem !== undefined) return { name, status: 'fail', detail: `${detail}, but ${access.problem}`, fix: access.fix ?? null };
     return {
@@ -143,7 +143,7 @@ export async function gatherPoolFacts(client: LibvirtClient, o: PoolFactsOptions
   } catch (err) {
     if (!isNotFound(err)) throw err;
     // Where `vmenv up` would define it (see the storage pool step of src/lifecycle/up.ts).
-    facts.path = newPoolPath(o.uri, o.name);
+    facts.path = LibvirtHost.of(o.uri).newPoolPath(o.name);
     facts.access = await accessOf(facts.path, o);
     return facts;
   }

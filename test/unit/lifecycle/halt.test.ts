@@ -15,6 +15,7 @@ import { readDomain, writeDomain, type DomainRef } from '../../../src/libvirt/pr
 import { RpcConnection } from '../../../src/libvirt/rpc.js';
 import { duplexPair } from '../../../src/libvirt/transport/memory.js';
 import { haltMachine } from '../../../src/lifecycle/halt.js';
+import { LibvirtHost } from '../../../src/hosts/libvirt-host.js';
 import { newMachineState, ProjectState } from '../../../src/project/state.js';
 import { machine } from '../config/helpers.js';
 import { FakeLibvirtd, type Reply } from '../support/fake-libvirtd.js';
@@ -59,6 +60,7 @@ function setup(onShutdown: (flags: number, guest: { stop: () => void }) => Reply
     machine: machine({ shutdown: { mode: 'agent', timeout: 2 } }),
     state: new ProjectState(project),
     client: new LibvirtClient(rpc),
+    host: LibvirtHost.of('qemu:///system', {}),
   };
   const record = newMachineState({ machine: 'default', uri: 'qemu:///system', pool: 'default', ssh: { username: 'vagrant', privateKeyPath: '/k' } });
   record.domain = { name: dom.name, uuid: '07070707-0707-0707-0707-070707070707' };

@@ -24,6 +24,7 @@ import {
   type AnsibleHost,
 } from '../../../src/provision/ansible-inventory.js';
 import type { MachineHandle } from '../../../src/hosts/handle.js';
+import { LibvirtHost } from '../../../src/hosts/libvirt-host.js';
 import { ProjectState } from '../../../src/project/state.js';
 import { fileHostKeyStore, type PinnedKey } from '../../../src/ssh/index.js';
 
@@ -215,7 +216,7 @@ describe('AnsibleBatch', () => {
     });
     await fileHostKeyStore(join(state.machineDir(name), 'host-key.json')).set(hostKey);
     const machine = { name, ssh: { port: 22 }, provision: [] } as unknown as MachineConfig;
-    return { project: p, machine, state, client: {} as LibvirtClient };
+    return { project: p, machine, state, client: {} as LibvirtClient, host: LibvirtHost.of('qemu:///system') };
   }
 
   it("a machine as Ansible reaches it: NAT on port 22, user mode on its forwarded port; the guests' netns through a proxy", async () => {
