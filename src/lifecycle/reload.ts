@@ -3,10 +3,13 @@ import { machineResourceName, machineVolumeNames } from '../project/names.js';
 import { UserError } from '../errors.js';
 import { haltMachine } from './halt.js';
 import type { MachineHandle } from '../hosts/handle.js';
-import { upMachine, type UpOptions } from './lifecycle.js';
+import { upMachine, type UpOptions } from './up.js';
 import { currentDomain } from '../hosts/live-domain.js';
 import { requireRecord } from '../access/machine-ssh-config.js';
-import { ensureExtraDisks, machineDomainXml, recordedNic, type UpContext } from './up.js';
+import { machineDomainXml } from './domain-xml.js';
+import { ensureExtraDisks } from './machine-disks.js';
+import { recordedNic } from './machine-record.js';
+import type { Reached } from './up-context.js';
 
 export interface ReloadOptions extends UpOptions {
   /** Power off at once instead of shutting down gracefully. */
@@ -25,7 +28,7 @@ function xmlNumber(xml: string, tag: string): number | undefined {
  * options, shares, new extra disks, a larger root disk) keeping its UUID, MAC and
  * network, and brings it up again. Returns the up context with its SSH session.
  */
-export async function reloadMachine(h: MachineHandle, options: ReloadOptions = {}): Promise<UpContext> {
+export async function reloadMachine(h: MachineHandle, options: ReloadOptions = {}): Promise<Reached> {
   const record = await requireRecord(h);
   const live = await currentDomain(h.client, record);
   if (!live) {

@@ -3,7 +3,7 @@ import { DomainState } from '../libvirt/constants.js';
 import { UserError } from '../errors.js';
 import { releaseHostSide } from './release-host-side.js';
 import type { MachineHandle } from '../hosts/handle.js';
-import type { UpOptions } from './lifecycle.js';
+import type { UpOptions } from './up.js';
 import { currentDomain } from '../hosts/live-domain.js';
 import { requireRecord } from '../access/machine-ssh-config.js';
 import { liveStatus, machineStatus } from '../hosts/machine-status.js';
@@ -44,8 +44,8 @@ export async function resumeMachine(h: MachineHandle, options: UpOptions = {}): 
     throw new UserError(`machine '${h.machine.name}' is ${status}, not suspended`, { hint: `Run 'vmenv up ${h.machine.name}' to start it.` });
   }
   // The up pipeline is loaded only for a machine to resume.
-  const { upMachine } = await import('./lifecycle.js');
+  const { upMachine } = await import('./up.js');
   const ctx = await upMachine(h, options);
-  await ctx.session?.close();
+  await ctx.session.close();
   return 'resumed';
 }

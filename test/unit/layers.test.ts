@@ -25,6 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config'],
   ['libvirt'],
   ['ssh'],
+  ['pipeline'],
   ['util', 'cli.ts'],
   ['errors.ts'],
 ];

@@ -31,7 +31,7 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Up);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const [{ forEachMachine }, { upMachine }] = await Promise.all([import('../../services/batch.js'), import('../../lifecycle/lifecycle.js')]);
+    const [{ forEachMachine }, { upMachine }] = await Promise.all([import('../../services/batch.js'), import('../../lifecycle/up.js')]);
     const [{ bringUpAndProvision }, { withAnsibleBatch }] = await Promise.all([import('../../lifecycle/bring-up.js'), import('../../provision/provision.js')]);
     await withProjectLock(project, 'up', this.signal, () =>
       withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>

@@ -1,6 +1,6 @@
 import { Listr } from 'listr2';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runPipeline, type Step } from '../../../src/lifecycle/pipeline.js';
+import { runPipeline, type Step } from '../../../src/pipeline/run.js';
 import { PROGRESS_INTERVAL_MS, ProgressThrottle, rendersLive, withThrottledOutput } from '../../../src/util/progress-throttle.js';
 
 /** A throttle on a clock the test moves; `lines` is what it printed. */

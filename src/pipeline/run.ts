@@ -1,32 +1,10 @@
 import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
 import { ProgressThrottle, rendersLive } from '../util/progress-throttle.js';
+import type { AnyStep, Chain, Step, StepReporter } from './step.js';
 
-/** What a running step may tell the user while it works. */
-export interface StepReporter {
-  /**
-   * A one-line status under the step's title (e.g. "42 % of 310 MiB"), superseded by the
-   * next: without a live display, shown at most every few seconds (and the last at the end).
-   */
-  status(text: string): void;
-  /** A line the user must read (not progress): always shown. */
-  note(text: string): void;
-  /** Replace the step's title (e.g. once the IP is known). */
-  title(text: string): void;
-}
+export type { Chain, Step, StepReporter } from './step.js';
+export { chain } from './step.js';
 
-/**
- * One step of a lifecycle action (vagrant-libvirt's middleware, as a typed object).
- * `rollback` undoes what `run` created; it runs only when a later step fails before the
- * action completed, so a half-made machine never stays behind. A step that fails
- * cleans up its own partial work; `run` must stop soon after `signal` aborts.
- */
-export interface Step<C> {
-  title: string;
-  /** Return true (or a reason) to skip the step, e.g. when its work is already done. */
-  skip?: (ctx: C) => boolean | string;
-  run(ctx: C, signal: AbortSignal, report: StepReporter): Promise<void>;
-  rollback?(ctx: C): Promise<void>;
-}
 
 export type Renderer = 'default' | 'simple' | 'silent';
 
@@ -38,6 +16,10 @@ export interface PipelineOptions {
   rollbackOnError?: boolean;
   /** Told about each rollback so the user sees what is being removed. */
   onRollback?: (title: string, error?: Error) => void;
+  /** Told how long each step that ran took, whether it succeeded or not. */
+  onStepEnd?: (title: string, ms: number) => void;
+  /** Whether the renderer prints a failed step's error under it (default true; false when the caller reports it). */
+  showErrors?: boolean;
 }
 
 /** A pipeline failed; `cause` is the step's error, `rollbackErrors` what could not be undone. */
@@ -58,16 +40,27 @@ export function defaultRenderer(): Renderer {
 }
 
 /**
- * Runs the steps in order, each as a listr2 task showing its elapsed time. If one
- * fails (or the signal aborts), that step (which may have made part of its work) and
- * then the completed steps are rolled back newest first, and
- * the original error is thrown — the step's own error when nothing failed to roll back,
- * a PipelineError listing the leftovers otherwise.
+ * Runs the chain's steps from `ctx`, each as a listr2 task showing its elapsed time, and
+ * returns the context they leave. If one fails (or the signal aborts), that step (which
+ * may have made part of its work) and then the completed steps are rolled back newest
+ * first, and the original error is thrown — the step's own error when nothing failed to
+ * roll back, a PipelineError listing the leftovers otherwise.
  */
-export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options: PipelineOptions = {}): Promise<void> {
+export async function runChain<Start, C>(steps: Chain<Start, C>, ctx: Start, options: PipelineOptions = {}): Promise<Start & C> {
+  const c = ctx as Start & C & object;
+  await runSteps(steps.steps, c, options);
+  return c;
+}
+
+/** Runs steps that all work on one context type (see runChain). */
+export async function runPipeline<C extends object>(steps: readonly Step<C>[], ctx: C, options: PipelineOptions = {}): Promise<void> {
+  await runSteps(steps as unknown as readonly AnyStep[], ctx, options);
+}
+
+async function runSteps(steps: readonly AnyStep[], ctx: object, options: PipelineOptions): Promise<void> {
   const signal = options.signal ?? new AbortController().signal;
-  const done: Step<C>[] = [];
-  let started: Step<C> | undefined;
+  const done: AnyStep[] = [];
+  let started: AnyStep | undefined;
   const tasks: ListrTask[] = steps.map((step) => ({
     title: step.title,
     skip: () => step.skip?.(ctx) ?? false,
@@ -89,10 +82,13 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
       // The step honours the signal itself; racing it would start the rollback while
       // it may still be creating something that then would never be undone.
       started = step;
+      const t0 = Date.now();
       try {
-        await step.run(ctx, signal, report);
+        const adds = await step.run(ctx, signal, report);
+        if (adds) Object.assign(ctx, adds);
       } finally {
         output.flush();
+        options.onStepEnd?.(step.title, Date.now() - t0);
       }
       done.push(step);
       signal.throwIfAborted();
@@ -103,7 +99,8 @@ export async function runPipeline<C>(steps: readonly Step<C>[], ctx: C, options:
     exitOnError: true,
     renderer: options.renderer ?? defaultRenderer(),
     fallbackRenderer: 'simple',
-    rendererOptions: { timer: PRESET_TIMER, collapseSubtasks: false },
+    rendererOptions: { timer: PRESET_TIMER, collapseSubtasks: false, ...(options.showErrors === false ? { showErrorMessage: false } : {}) },
+    fallbackRendererOptions: { timer: PRESET_TIMER },
     // Ctrl-C is the caller's signal to handle; listr2 must not exit the process itself.
     registerSignalListeners: false,
   } as ConstructorParameters<typeof Listr>[1]);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { PipelineError, runPipeline, type Step } from '../../../src/lifecycle/pipeline.js';
+import { PipelineError, runPipeline, type Step } from '../../../src/pipeline/run.js';
 
 interface Ctx {
   log: string[];
