@@ -9,16 +9,17 @@
  *   5. disk        sfdisk + mbr.bin + dd → disk.raw → qcow2           partition.ts, disk.ts
  *   6. outputs     .box (writeBoxArchive), qcow2/raw/tar, checksums    outputs.ts
  *
+ * The steps run in vmenv's step runner (pipeline/), as `up`'s do.
+ *
  * The work directory is removed at the end whatever happened (Ctrl-C included), once
  * nothing is mounted in it; outputs appear only when every step succeeded.
  */
 import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
 import { writeBoxArchive } from '../box/format.js';
 import type { BoxMetadata } from '../box/metadata.js';
 import { UserError } from '../errors.js';
-import { ProgressThrottle, rendersLive, withThrottledOutput } from '../util/progress-throttle.js';
+import { runPipeline, type Step, type StepReporter } from '../pipeline/run.js';
 import { assembleRawDisk, convertToQcow2, type Qcow2Compression } from './disk.js';
 import { checkBootFiles, findMbrBin, installExtlinux, writeExtlinuxConf } from './extlinux.js';
 import { growExt4Image, makeExt4Image, newFsUuid, writeFstab, type MadeFilesystem } from './filesystem.js';
@@ -97,23 +98,14 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
   const ctx: Ctx = { work, uuid: newFsUuid(), temps: [], checksums: [] };
   const env = { ...process.env, PATH: buildPath(), LC_ALL: 'C.UTF-8' };
 
-  const timed = (title: string, fn: ListrTask<Ctx>['task']): ListrTask<Ctx> => ({
+  const timed = (title: string, run: (c: Ctx, report: StepReporter) => Promise<void>): Step<Ctx> => ({
     title,
-    task: async (c, task) => {
-      const t0 = Date.now();
-      const output = new ProgressThrottle((text) => (task.output = text), { throttle: !rendersLive(list) });
-      try {
-        return await fn(c, withThrottledOutput(task, output));
-      } finally {
-        output.flush();
-        steps.push({ title, ms: Date.now() - t0 });
-      }
-    },
+    run: (c, _signal, report) => run(c, report),
   });
 
   const hookName = recipe.hooks.customize;
-  const tasks: ListrTask<Ctx>[] = [
-    timed(`Install packages (mmdebstrap: debian ${recipe.release}, ${recipe.variant}, ${recipe.packages.length} packages)`, async (c, task) => {
+  const tasks: Step<Ctx>[] = [
+    timed(`Install packages (mmdebstrap: debian ${recipe.release}, ${recipe.variant}, ${recipe.packages.length} packages)`, async (c, report) => {
       const cmd = mmdebstrapCommand({
         recipe,
         target: c.work.rootfs,
@@ -137,7 +129,7 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
           if (line.includes(CUSTOMIZE_MARKER)) markCustomize();
           else {
             const progress = mmdebstrapProgress(line);
-            if (progress !== undefined) task.output = progress;
+            if (progress !== undefined) report.status(progress);
           }
         },
         ...signalOpt(signal),
@@ -146,13 +138,13 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
       await Promise.race([c.customizeStarted, c.mmdebstrap]);
     }),
     {
-      ...timed(`Run the customize hook (${hookName ?? 'none'})`, async (c, task) => {
-        task.output = `${hookName} ${c.work.rootfs}`;
+      ...timed(`Run the customize hook (${hookName ?? 'none'})`, async (c, report) => {
+        report.status(`${hookName} ${c.work.rootfs}`);
         await c.mmdebstrap;
       }),
       skip: () => hookName === undefined,
     },
-    timed(`Make the root filesystem (${recipe.filesystem}, label root)`, async (c, task) => {
+    timed(`Make the root filesystem (${recipe.filesystem}, label root)`, async (c, report) => {
       await c.mmdebstrap; // without a hook, mmdebstrap's cleanup may still be running
       await checkBootFiles(c.work.rootfs, recipe.boot);
       await writeFstab(c.work.rootfs, c.uuid);
@@ -161,7 +153,7 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
         rootfs: c.work.rootfs,
         image: c.work.fsImage,
         uuid: c.uuid,
-        onStatus: (text) => (task.output = text),
+        onStatus: (text) => report.status(text),
         ...signalOpt(signal),
       });
       try {
@@ -174,24 +166,24 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
         }
         throw err;
       }
-      task.output = `growing it to its ${formatSize(c.layout.partitionBytes)} partition (resize2fs)`;
+      report.status(`growing it to its ${formatSize(c.layout.partitionBytes)} partition (resize2fs)`);
       await growExt4Image(c.work.fsImage, c.layout.partitionBytes, signal);
-      task.title = `Make the root filesystem (${recipe.filesystem}, ${formatSize(c.fs.contentBytes)} of files, ${formatSize(c.layout.partitionBytes)}, UUID ${c.uuid})`;
+      report.title(`Make the root filesystem (${recipe.filesystem}, ${formatSize(c.fs.contentBytes)} of files, ${formatSize(c.layout.partitionBytes)}, UUID ${c.uuid})`);
     }),
     timed('Install the bootloader (extlinux, SeaBIOS → MBR → extlinux → kernel)', async (c) => {
       await installExtlinux(c.work.fsImage, c.work.mnt, signal);
     }),
-    timed(`Assemble the disk (MBR, one partition, ${formatSize(recipe.diskBytes)}, compressed qcow2)`, async (c, task) => {
+    timed(`Assemble the disk (MBR, one partition, ${formatSize(recipe.diskBytes)}, compressed qcow2)`, async (c, report) => {
       const layout = c.layout!;
-      task.output = 'partition table and boot code';
+      report.status('partition table and boot code');
       await assembleRawDisk({ rawDisk: c.work.rawDisk, fsImage: c.work.fsImage, layout, mbrBin: await findMbrBin(), ...signalOpt(signal) });
       await rm(c.work.fsImage, { force: true });
-      task.output = `qemu-img convert -c (${options.compression ?? 'zlib'})`;
+      report.status(`qemu-img convert -c (${options.compression ?? 'zlib'})`);
       await convertToQcow2({ rawDisk: c.work.rawDisk, qcow2: c.work.qcow2, ...(options.compression ? { compression: options.compression } : {}), ...signalOpt(signal) });
       c.diskFileBytes = (await stat(c.work.qcow2)).size;
-      task.title = `Assemble the disk (${formatSize(layout.diskBytes)} virtual, ${formatSize(c.diskFileBytes)} qcow2)`;
+      report.title(`Assemble the disk (${formatSize(layout.diskBytes)} virtual, ${formatSize(c.diskFileBytes)} qcow2)`);
     }),
-    timed(`Write ${Object.values(options.outputs).map((p) => basename(p)).join(', ')}`, async (c, task) => {
+    timed(`Write ${Object.values(options.outputs).map((p) => basename(p)).join(', ')}`, async (c, report) => {
       const out = options.outputs;
       const finals: [string, string][] = []; // [temp, final]
       const stage = async (final: string, produce: (tmp: string) => Promise<void>): Promise<void> => {
@@ -202,15 +194,15 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
         finals.push([tmp, final]);
       };
       if (out.tar !== undefined) {
-        task.output = `rootfs tarball ${basename(out.tar)}`;
+        report.status(`rootfs tarball ${basename(out.tar)}`);
         await stage(out.tar, (tmp) => writeRootfsTar(c.work.rootfs, tmp, signal));
       }
       if (out.raw !== undefined) {
-        task.output = `raw disk ${basename(out.raw)}`;
+        report.status(`raw disk ${basename(out.raw)}`);
         await stage(out.raw, (tmp) => moveFile(c.work.rawDisk, tmp, signal));
       }
       if (out.qcow2 !== undefined) {
-        task.output = `qcow2 disk ${basename(out.qcow2)}`;
+        report.status(`qcow2 disk ${basename(out.qcow2)}`);
         await stage(out.qcow2, (tmp) => copyFile(c.work.qcow2, tmp));
       }
       if (out.box !== undefined) {
@@ -244,7 +236,7 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
               // A tenth at a time is plenty, even for a live display.
               if (bytes - last < Math.max(total / 10, 16 * 1024 * 1024) && bytes < total) return;
               last = bytes;
-              task.output = `${basename(out.box!)}: ${formatSize(bytes)} of ${formatSize(total)}`;
+              report.status(`${basename(out.box!)}: ${formatSize(bytes)} of ${formatSize(total)}`);
             },
           },
         );
@@ -256,27 +248,22 @@ export async function buildBox(options: BuildOptions): Promise<BuildResult> {
       }
       if (options.checksum !== undefined) {
         for (const file of Object.values(out)) {
-          task.output = `${options.checksum} of ${basename(file)}`;
+          report.status(`${options.checksum} of ${basename(file)}`);
           c.checksums.push(await writeChecksumFile(file, options.checksum, signal));
         }
       }
     }),
   ];
 
-  const renderer = options.renderer ?? (process.stdout.isTTY === true ? 'default' : 'simple');
-  const list = new Listr<Ctx, 'default' | 'simple' | 'silent', 'simple'>(tasks, {
-    concurrent: false,
-    exitOnError: true,
-    registerSignalListeners: false,
-    renderer,
-    rendererOptions: { timer: PRESET_TIMER, showErrorMessage: false, collapseSubtasks: false },
-    fallbackRenderer: 'simple',
-    fallbackRendererOptions: { timer: PRESET_TIMER },
-  } as ConstructorParameters<typeof Listr<Ctx, 'default' | 'simple' | 'silent', 'simple'>>[1]);
-
   let failure: unknown;
   try {
-    await list.run(ctx);
+    await runPipeline(tasks, ctx, {
+      renderer: options.renderer ?? (process.stdout.isTTY === true ? 'default' : 'simple'),
+      signal,
+      rollbackOnError: false,
+      showErrors: false,
+      onStepEnd: (title, ms) => steps.push({ title, ms }),
+    });
   } catch (err) {
     failure = err;
     if (!signal.aborted) internal.abort(err);

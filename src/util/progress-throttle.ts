@@ -74,17 +74,3 @@ export class ProgressThrottle {
 export function rendersLive(list: { rendererClass: unknown }): boolean {
   return list.rendererClass === DefaultRenderer;
 }
-
-/**
- * A listr2 task whose `task.output = …` goes through `throttle` as progress; the rest of
- * the task (title, skip, …) is the task's own.
- */
-export function withThrottledOutput<T extends { output: string }>(task: T, throttle: ProgressThrottle): T {
-  return new Proxy(task, {
-    set(target, key, value: unknown) {
-      if (key !== 'output') return Reflect.set(target, key, value);
-      throttle.progress(String(value));
-      return true;
-    },
-  });
-}

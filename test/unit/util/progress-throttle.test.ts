@@ -1,7 +1,7 @@
 import { Listr } from 'listr2';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runPipeline, type Step } from '../../../src/pipeline/run.js';
-import { PROGRESS_INTERVAL_MS, ProgressThrottle, rendersLive, withThrottledOutput } from '../../../src/util/progress-throttle.js';
+import { PROGRESS_INTERVAL_MS, ProgressThrottle, rendersLive } from '../../../src/util/progress-throttle.js';
 
 /** A throttle on a clock the test moves; `lines` is what it printed. */
 function throttled(throttle = true): { t: ProgressThrottle; lines: string[]; advance: (ms: number) => void } {
@@ -90,59 +90,6 @@ describe('ProgressThrottle', () => {
     t.note('a note');
     t.flush();
     expect(lines).toEqual(['20 %', '40 %', '60 %', '80 %', '100 %', '100 %', 'a note']);
-  });
-});
-
-describe('withThrottledOutput', () => {
-  it("routes a task's output through the throttle and leaves the rest of it alone", () => {
-    const { t, lines, advance } = throttled();
-    const task = {
-      title: 'Write tiny.box',
-      output: '',
-      rename(to: string): void {
-        this.title = to;
-      },
-    };
-    const wrapped = withThrottledOutput(task, t);
-    wrapped.output = 'tiny.box: 2 MiB of 19 MiB';
-    wrapped.output = 'tiny.box: 4 MiB of 19 MiB';
-    advance(PROGRESS_INTERVAL_MS);
-    wrapped.output = 'tiny.box: 19 MiB of 19 MiB';
-    wrapped.title = 'Write tiny.box (19 MiB)';
-    expect(lines).toEqual(['tiny.box: 2 MiB of 19 MiB', 'tiny.box: 19 MiB of 19 MiB']);
-    expect(task.title).toBe('Write tiny.box (19 MiB)');
-    wrapped.rename('renamed');
-    expect(task.title).toBe('renamed');
-  });
-
-  it('does so for a real listr2 task', async () => {
-    const out: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => {
-      out.push(String(chunk));
-      return true;
-    });
-    try {
-      const { t, lines } = throttled();
-      const list = new Listr(
-        [
-          {
-            title: 'Write tiny.box',
-            task: (_c, task): void => {
-              const wrapped = withThrottledOutput(task, t);
-              for (let i = 1; i <= 10; i++) wrapped.output = `${i * 10} %`;
-              wrapped.title = 'Write tiny.box (19 MiB)';
-              t.flush();
-            },
-          },
-        ],
-        { renderer: 'test' },
-      );
-      await list.run();
-      expect(lines).toEqual(['10 %', '100 %']);
-      expect(list.tasks[0]?.title).toBe('Write tiny.box (19 MiB)');
-    } finally {
-      vi.restoreAllMocks();
-    }
   });
 });
 
