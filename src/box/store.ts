@@ -23,99 +23,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { DomainState, domainStateName, isNotFound, openLibvirt } from '../libvirt/index.js';
-import type { DomainRef, StoragePoolRef, StorageVolRef } from '../libvirt/index.js';
 import { ExitCode, UserError } from '../errors.js';
+import { DomainState, domainStateName, isNotFound, openLibvirt, type DomainRef, type StoragePoolRef, type StorageVolRef } from '../libvirt/index.js';
+import { describeMachine, machinesUsing, readMachineIndex, type MachineIndexEntry } from '../project/machine-index.js';
+import { withFileLock, type LockOwner } from '../util/file-lock.js';
 import { classifySource, resolveCatalog } from './catalog.js';
 import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
 import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat, type UnpackedDisk } from './format.js';
-import { vmenvHome, type HomeOptions } from '../project/home.js';
-import { describeMachine, machinesUsing, readMachineIndex, type MachineIndexEntry } from '../project/machine-index.js';
-import { withFileLock, type LockOwner } from '../util/file-lock.js';
 import { METADATA_FILE, metadataDisks, normalizeBoxPath, parseBoxMetadata, type BoxMetadata } from './metadata.js';
+import { boxDir, boxesDir, boxLockPath, escapeBoxName, HOST_TAG, lockPath, PROVIDER_DIR, RECORD_FILE, RESERVED_FILES, tmpDir, tmpName, unescapeBoxName, UPLOADS_FILE, validateBoxName, validateBoxVersion, type BoxRef, type StoreOptions } from './store-paths.js';
 import type { BoxToUpload, WithLock } from './upload.js';
-import { isValidVersion, selectVersion, sortVersionsDescending, compareVersions } from './version.js';
-
-// ---------------------------------------------------------------------------
-// Places
-
-export type StoreOptions = HomeOptions;
-
-export function boxesDir(options: StoreOptions = {}): string {
-  return join(options.home ?? vmenvHome(), 'boxes');
-}
-
-export const PROVIDER_DIR = 'libvirt';
-export const RECORD_FILE = 'vmenv.json';
-export const UPLOADS_FILE = 'uploads.json';
-/** Files vmenv keeps beside a box's own; an archive may not bring files of these names. */
-export const RESERVED_FILES = [RECORD_FILE, UPLOADS_FILE] as const;
-const SLASH = '-VAGRANTSLASH-';
-
-export function escapeBoxName(name: string): string {
-  return name.replaceAll('/', SLASH);
-}
-
-export function unescapeBoxName(dir: string): string {
-  return dir.replaceAll(SLASH, '/');
-}
-
-const NAME_PART = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
-
-/** Throws a UserError (exit 2) unless the name is usable: `word` or `org/word`. */
-export function validateBoxName(name: string): void {
-  const parts = name.split('/');
-  const ok = parts.length <= 2 && parts.every((p) => NAME_PART.test(p) && !p.includes(SLASH) && p.length <= 100);
-  if (!ok) {
-    throw new UserError(`'${name}' is not a valid box name.`, {
-      hint: "Use letters, digits, '.', '_', '+' and '-', optionally as org/name (e.g. vmenv/tiny).",
-      exitCode: ExitCode.usage,
-    });
-  }
-}
-
-export function validateBoxVersion(version: string): void {
-  if (!isValidVersion(version) || version.length > 100) {
-    throw new UserError(`'${version}' is not a valid box version.`, {
-      hint: 'Use dot-separated numbers such as 1.2.0 (a -prerelease suffix is allowed).',
-      exitCode: ExitCode.usage,
-    });
-  }
-}
-
-export interface BoxRef {
-  name: string;
-  version: string;
-}
-
-/** The folder of a stored box (it may not exist). */
-export function boxDir(ref: BoxRef, options: StoreOptions = {}): string {
-  return join(boxesDir(options), escapeBoxName(ref.name), ref.version, PROVIDER_DIR);
-}
-
-/** The lock file of `key` in the store's .locks folder. */
-export function lockPath(key: string, options: StoreOptions): string {
-  return join(boxesDir(options), '.locks', `${key.replace(/[^A-Za-z0-9._@+-]/g, '_')}.lock`);
-}
-
-function boxLockPath(ref: BoxRef, options: StoreOptions): string {
-  return lockPath(`${escapeBoxName(ref.name)}@${ref.version}`, options);
-}
-
-function tmpDir(options: StoreOptions): string {
-  return join(boxesDir(options), '.tmp');
-}
-
-/** This host, shortly: temporary names carry it so that a shared VMENV_HOME is swept only by the host that made them. */
-const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
-
-function tmpName(options: StoreOptions, kind: string): string {
-  return join(tmpDir(options), `${kind}-${HOST_TAG}-${process.pid}-${randomBytes(6).toString('hex')}`);
-}
+import { selectVersion, sortVersionsDescending, compareVersions } from './version.js';
+export { type StoreOptions, boxesDir, PROVIDER_DIR, RECORD_FILE, UPLOADS_FILE, RESERVED_FILES, escapeBoxName, unescapeBoxName, validateBoxName, validateBoxVersion, type BoxRef, boxDir, lockPath } from './store-paths.js';
 
 // ---------------------------------------------------------------------------
 // Stored boxes
