@@ -20,9 +20,9 @@
  * at all, and two processes adding the same box end with one intact copy.
  * The machine index (project/machine-index.ts) says which machines use which box.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -34,10 +34,12 @@ import { classifySource, resolveCatalog } from './catalog.js';
 import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
 import { parseQcow2Header, readBoxArchive, QCOW2_HEADER_BYTES, type DiskFormat, type UnpackedDisk } from './format.js';
 import { METADATA_FILE, metadataDisks, normalizeBoxPath, parseBoxMetadata, type BoxMetadata } from './metadata.js';
+import { exists, listDir, readJson, writeJsonAtomic } from './store-files.js';
 import { boxDir, boxesDir, boxLockPath, escapeBoxName, HOST_TAG, lockPath, PROVIDER_DIR, RECORD_FILE, RESERVED_FILES, tmpDir, tmpName, unescapeBoxName, UPLOADS_FILE, validateBoxName, validateBoxVersion, type BoxRef, type StoreOptions } from './store-paths.js';
 import type { BoxToUpload, WithLock } from './upload.js';
 import { selectVersion, sortVersionsDescending, compareVersions } from './version.js';
 export { type StoreOptions, boxesDir, PROVIDER_DIR, RECORD_FILE, UPLOADS_FILE, RESERVED_FILES, escapeBoxName, unescapeBoxName, validateBoxName, validateBoxVersion, type BoxRef, boxDir, lockPath } from './store-paths.js';
+export {  } from './store-files.js';
 
 // ---------------------------------------------------------------------------
 // Stored boxes
@@ -70,36 +72,6 @@ export interface StoredBox extends BoxRef {
   addedAt?: string;
   source?: string;
   archiveSha256?: string;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function readJson<T>(path: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-/** Writes JSON through a temporary file and a rename. */
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o644 });
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 /** A box's disks when it has no vmenv.json (placed by hand): from metadata and image headers. */
@@ -174,15 +146,6 @@ async function loadBox(ref: BoxRef, dir: string): Promise<StoredBox | undefined>
 /** One stored box, or undefined. */
 export async function getBox(ref: BoxRef, options: StoreOptions = {}): Promise<StoredBox | undefined> {
   return loadBox(ref, boxDir(ref, options));
-}
-
-async function listDir(path: string): Promise<string[]> {
-  try {
-    return await readdir(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw err;
-  }
 }
 
 /** Every stored box, by name, then version (oldest first). */
