@@ -32,15 +32,16 @@ import { describeMachine, machinesUsing, readMachineIndex, type MachineIndexEntr
 import { withFileLock, type LockOwner } from '../util/file-lock.js';
 import { classifySource, resolveCatalog } from './catalog.js';
 import { ChecksumMismatchError, downloadFile, formatChecksum, HashingStream, parseChecksum, redactUrl, type Checksum, type DownloadProgress } from './download.js';
-import { readBoxArchive, type DiskFormat } from './format.js';
+import { readBoxArchive } from './format.js';
 import { exists, listDir, writeJsonAtomic } from './store-files.js';
 import { boxDir, boxesDir, boxLockPath, escapeBoxName, HOST_TAG, lockPath, RECORD_FILE, RESERVED_FILES, tmpDir, tmpName, UPLOADS_FILE, validateBoxName, validateBoxVersion, type BoxRef, type StoreOptions } from './store-paths.js';
-import { boxVersions, getBox, listBoxes, sizeOnDisk, type StoredBox, type StoredBoxRecord } from './stored-boxes.js';
+import { boxVersions, getBox, listBoxes, type StoredBox, type StoredBoxRecord } from './stored-boxes.js';
 import { forgetUploadsUnlocked, readUploads, type BoxUpload } from './upload-records.js';
 export { type StoreOptions, boxesDir, PROVIDER_DIR, RECORD_FILE, UPLOADS_FILE, RESERVED_FILES, escapeBoxName, unescapeBoxName, validateBoxName, validateBoxVersion, type BoxRef, boxDir, lockPath } from './store-paths.js';
 export {  } from './store-files.js';
 export { type StoredBoxDisk, type StoredBoxRecord, type StoredBox, getBox, listBoxes, boxVersions, findBox, sizeOnDisk } from './stored-boxes.js';
 export { type BoxUpload, listUploads, recordUpload, forgetUpload, uploadLock, toUploadBox } from './upload-records.js';
+export { type BoxListEntry, type BoxListing, describeStore } from './describe-store.js';
 
 // ---------------------------------------------------------------------------
 // Adding
@@ -611,59 +612,4 @@ export async function removeBox(name: string, options: RemoveBoxOptions = {}): P
     await conns.closeAll();
   }
   return result;
-}
-
-// ---------------------------------------------------------------------------
-// Listing, as `box list` shows it
-
-export interface BoxListEntry {
-  name: string;
-  version: string;
-  provider: 'libvirt';
-  /** Bytes on disk. */
-  size: number;
-  path: string;
-  disks: { path: string; format: DiskFormat; virtual_size: number; size: number }[];
-  uploads: BoxUpload[];
-  /** Machines using it; null when the machine index cannot be read. */
-  machines: { id: string; project: string; machine: string; state?: string }[] | null;
-  added_at?: string;
-  source?: string;
-}
-
-export interface BoxListing {
-  boxes: BoxListEntry[];
-  /** Why machines are unknown, when the index cannot be read. */
-  warning?: string;
-}
-
-export async function describeStore(options: StoreOptions = {}): Promise<BoxListing> {
-  const boxes = await listBoxes(options);
-  let index: MachineIndexEntry[] | null;
-  let warning: string | undefined;
-  try {
-    index = await readMachineIndex(options);
-  } catch (err) {
-    index = null;
-    warning = errText(err);
-  }
-  const entries: BoxListEntry[] = [];
-  for (const b of boxes) {
-    entries.push({
-      name: b.name,
-      version: b.version,
-      provider: 'libvirt',
-      size: await sizeOnDisk(b.dir),
-      path: b.dir,
-      disks: b.disks.map((d) => ({ path: d.path, format: d.format, virtual_size: d.virtualSize, size: d.size })),
-      uploads: await readUploads(b.dir),
-      machines:
-        index === null
-          ? null
-          : machinesUsing(index, b.name, b.version).map((m) => ({ id: m.id, project: m.project, machine: m.machine, ...(m.state === undefined ? {} : { state: m.state }) })),
-      ...(b.addedAt === undefined ? {} : { added_at: b.addedAt }),
-      ...(b.source === undefined ? {} : { source: b.source }),
-    });
-  }
-  return { boxes: entries, ...(warning === undefined ? {} : { warning }) };
 }
