@@ -25,7 +25,9 @@ import type { BoxRef } from '../config/types.js';
 import { withFileLock } from '../util/file-lock.js';
 import { ExitCode, UserError } from '../errors.js';
 import { redactUrl } from './download.js';
-import { addBox, BoxAlreadyStoredError, findBox, listBoxes, lockPath, type AddEvent, type StoredBox, type StoreOptions } from './store.js';
+import { addBox, BoxAlreadyStoredError, type AddEvent } from './add-box.js';
+import { lockPath, type StoreOptions } from './store-paths.js';
+import { findBox, listBoxes, type StoredBox } from './stored-boxes.js';
 import { compareVersions, isValidVersion } from './version.js';
 
 export type BoxLocation = { kind: 'name'; name: string } | { kind: 'file'; path: string } | { kind: 'url'; url: string; key: string };

@@ -6,7 +6,7 @@
 import { domainStatus } from '../hosts/machine-status.js';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BoxRef, StoreOptions } from '../box/store.js';
+import type { BoxRef, StoreOptions } from '../box/store-paths.js';
 import { readMachineIndex, type MachineIndexEntry } from '../project/machine-index.js';
 import { PROJECT_FILE } from '../config/load.js';
 import { DomainState, domainStateName, isNotFound, openLibvirt } from '../libvirt/index.js';

@@ -20,7 +20,7 @@ import { isNotFound } from '../libvirt/errors.js';
 import { formatUuid } from '../libvirt/protocol/types.js';
 import { readLocalMachine, type StaleReason } from './global-status.js';
 import { readMachineIndex, type MachineIndexEntry } from '../project/machine-index.js';
-import type { StoreOptions } from '../box/store.js';
+import type { StoreOptions } from '../box/store-paths.js';
 import { unescapeXml } from '../libvirt/xml/writer.js';
 
 /** An orphan volume younger than this may belong to an `up` under way (volumes come before the domain). */

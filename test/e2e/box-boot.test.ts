@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findBox, listUploads, recordUpload, toUploadBox, uploadLock } from '../../src/box/store.js';
+import { findBox } from '../../src/box/stored-boxes.js';
+import { listUploads, recordUpload, toUploadBox, uploadLock } from '../../src/box/upload-records.js';
 import { ensureBoxVolumes } from '../../src/box/upload.js';
 import {
   DomainEventType,

@@ -91,7 +91,7 @@ Run in a terminal with no BOX, it asks for the box (offering those in the box st
 
 /** The stored boxes by name, newest version first; none when the store cannot be read. */
 async function storedBoxes(): Promise<StoredBoxChoice[]> {
-  const { listBoxes } = await import('../../box/store.js');
+  const { listBoxes } = await import('../../box/stored-boxes.js');
   let boxes: Awaited<ReturnType<typeof listBoxes>>;
   try {
     boxes = await listBoxes();

@@ -7,24 +7,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { writeBoxArchive } from '../../../src/box/format.js';
 import { vmenvHome } from '../../../src/project/home.js';
 import { acquireLock } from '../../../src/util/file-lock.js';
-import {
-  addBox,
-  boxDir,
-  boxesDir,
-  describeStore,
-  escapeBoxName,
-  findBox,
-  forgetUpload,
-  getBox,
-  listBoxes,
-  listUploads,
-  recordUpload,
-  removeBox,
-  toUploadBox,
-  unescapeBoxName,
-  type AddEvent,
-  type BoxLibvirt,
-} from '../../../src/box/store.js';
+import { addBox, type AddEvent } from '../../../src/box/add-box.js';
+import { describeStore } from '../../../src/box/describe-store.js';
+import { removeBox, type BoxLibvirt } from '../../../src/box/remove-box.js';
+import { boxDir, boxesDir, escapeBoxName, unescapeBoxName } from '../../../src/box/store-paths.js';
+import { findBox, getBox, listBoxes } from '../../../src/box/stored-boxes.js';
+import { forgetUpload, listUploads, recordUpload, toUploadBox } from '../../../src/box/upload-records.js';
 import type { MachineIndexEntry } from '../../../src/project/machine-index.js';
 import { DomainState, ErrorCode, LibvirtConnectError, LibvirtError } from '../../../src/libvirt/index.js';
 import { ExitCode, TimeoutError, UserError } from '../../../src/errors.js';

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBoxArchive, writeBoxArchive } from '../../../src/box/format.js';
-import { addBox, getBox } from '../../../src/box/store.js';
+import { addBox } from '../../../src/box/add-box.js';
+import { getBox } from '../../../src/box/stored-boxes.js';
 import { loadRecipe } from '../../../src/build/recipe.js';
 import { makeQcow2, tempDir } from '../box/helpers.js';
 

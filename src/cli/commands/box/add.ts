@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import type { AddBoxResult, AddEvent } from '../../../box/store.js';
+import type { AddBoxResult, AddEvent } from '../../../box/add-box.js';
 import { BaseCommand } from '../../base-command.js';
 import { formatBytes } from '../../../util/format.js';
 
@@ -31,7 +31,7 @@ Adding a box that is already stored is an error unless it is the very same file 
 
   async run(): Promise<AddBoxResult['box'] & { replaced: boolean; already_present: boolean }> {
     const { args, flags } = await this.parse(BoxAdd);
-    const { addBox } = await import('../../../box/store.js');
+    const { addBox } = await import('../../../box/add-box.js');
     const progress = new ProgressLine(process.stderr.isTTY === true && !this.jsonEnabled());
     let result: AddBoxResult;
     try {

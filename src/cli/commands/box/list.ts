@@ -1,4 +1,4 @@
-import type { BoxListing } from '../../../box/store.js';
+import type { BoxListing } from '../../../box/describe-store.js';
 import { BaseCommand } from '../../base-command.js';
 import { formatBytes, formatTable } from '../../../util/format.js';
 
@@ -14,7 +14,7 @@ export default class BoxList extends BaseCommand {
 
   async run(): Promise<BoxListing> {
     await this.parse(BoxList);
-    const { describeStore } = await import('../../../box/store.js');
+    const { describeStore } = await import('../../../box/describe-store.js');
     const listing = await describeStore();
     if (!this.jsonEnabled()) {
       if (listing.boxes.length === 0) {

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import type { RemoveBoxResult } from '../../../box/store.js';
+import type { RemoveBoxResult } from '../../../box/remove-box.js';
 import { BaseCommand } from '../../base-command.js';
 
 export default class BoxRemove extends BaseCommand {
@@ -25,7 +25,7 @@ export default class BoxRemove extends BaseCommand {
 
   async run(): Promise<RemoveBoxResult> {
     const { args, flags } = await this.parse(BoxRemove);
-    const { removeBox } = await import('../../../box/store.js');
+    const { removeBox } = await import('../../../box/remove-box.js');
     const result = await removeBox(args.name, {
       ...(flags['box-version'] === undefined ? {} : { version: flags['box-version'] }),
       all: flags.all,
