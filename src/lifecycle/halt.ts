@@ -4,8 +4,9 @@ import type { DomainRef } from '../libvirt/protocol/types.js';
 import { TimeoutError } from '../errors.js';
 import { sleep } from '../util/sleep.js';
 import type { MachineState } from '../project/state.js';
-import { releaseHostSide } from './release-host-side.js';
 import type { MachineHandle } from '../hosts/handle.js';
+import { chain, type Chain, type Step } from '../pipeline/run.js';
+import { releaseHostSideStep, runVerb, type Recorded } from './verb.js';
 import { currentDomain } from '../hosts/live-domain.js';
 import { requireRecord, sshToMachine } from '../access/ssh-access.js';
 
@@ -49,18 +50,30 @@ export interface HaltOptions {
   onNote?: (note: string) => void;
 }
 
+export type HaltOutcome = 'already off' | 'graceful' | 'forced';
+
 /**
  * Shuts a machine down as `shutdown.mode` says — `poweroff` over SSH, the guest agent
  * (libvirt's shutdown with VIR_DOMAIN_SHUTDOWN_GUEST_AGENT) or the ACPI power button —,
  * falling back to the ACPI power button when that does not work, then forced off after
  * `shutdown.timeout` seconds (or at once with `force`, or `mode: destroy`).
  */
-export async function haltMachine(h: MachineHandle, options: HaltOptions = {}): Promise<'already off' | 'graceful' | 'forced'> {
+function shutDown(options: HaltOptions): Step<Recorded, { outcome: HaltOutcome }> {
+  return {
+    title: 'Shut down',
+    run: async (ctx) => ({ outcome: await haltDomain(ctx, ctx.record, options) }),
+  };
+}
+
+/** Halting: the guest shut down, then its forwarder and shared SSH connection stopped. */
+export function haltSteps(options: HaltOptions = {}): Chain<Recorded, { outcome: HaltOutcome }> {
+  return chain<Recorded>().then(shutDown(options)).then(releaseHostSideStep);
+}
+
+export async function haltMachine(h: MachineHandle, options: HaltOptions = {}): Promise<HaltOutcome> {
   // The caller's record, when it has one, is the one the forwarder's removal updates.
   const record = options.record ?? (await requireRecord(h));
-  const outcome = await haltDomain(h, record, options);
-  await releaseHostSide(h.state, record);
-  return outcome;
+  return (await runVerb(haltSteps(options), { ...h, record }, options.signal)).outcome;
 }
 
 /**
@@ -87,7 +100,7 @@ async function agentShutdown(h: MachineHandle, domain: DomainRef, windowMs: numb
   }
 }
 
-async function haltDomain(h: MachineHandle, record: MachineState, options: HaltOptions): Promise<'already off' | 'graceful' | 'forced'> {
+async function haltDomain(h: MachineHandle, record: MachineState, options: HaltOptions): Promise<HaltOutcome> {
   const note = options.onNote ?? ((): void => undefined);
   const live = await currentDomain(h.client, record);
   if (!live) return 'already off';

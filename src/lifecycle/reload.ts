@@ -1,7 +1,9 @@
-import type { StorageVolRef } from '../libvirt/protocol/types.js';
+import { formatUuid, type DomainRef, type StorageVolRef } from '../libvirt/protocol/types.js';
+import { chain, runChain, type Chain, type Step } from '../pipeline/run.js';
 import { machineResourceName, machineVolumeNames } from '../project/names.js';
 import { UserError } from '../errors.js';
-import { haltMachine } from './halt.js';
+import { haltSteps } from './halt.js';
+import type { Recorded } from './verb.js';
 import type { MachineHandle } from '../hosts/handle.js';
 import { upMachine, type UpOptions } from './up.js';
 import { currentDomain } from '../hosts/live-domain.js';
@@ -23,10 +25,50 @@ function xmlNumber(xml: string, tag: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** What reloading works on: the machine, its domain, and how its root disk must grow. */
+interface Reloading extends Recorded {
+  domain: DomainRef;
+  resourceName: string;
+  growth: RootGrowth | undefined;
+}
+
+/** Redefines the domain from the current vmenv.yaml, keeping its UUID, MAC and network, and says what changed. */
+function applyConfig(onChange: (change: string) => void): Step<Reloading> {
+  return {
+    title: 'Apply vmenv.yaml to the domain',
+    async run(ctx) {
+      const nic = recordedNic(ctx.record, ctx.machine, ctx.resourceName);
+      const before = await ctx.client.domainGetXmlDesc(ctx.domain);
+      const disks = await ensureExtraDisks(ctx);
+      if (disks > 0) onChange(`${disks} new disk${disks === 1 ? '' : 's'}`);
+      if (ctx.growth) {
+        await ctx.client.storageVolResize(ctx.growth.vol, ctx.growth.to);
+        onChange(`disk ${gib(ctx.growth.from)} → ${gib(ctx.growth.to)} GiB`);
+      }
+      await ctx.client.domainDefineXml(await machineDomainXml({ ...ctx, nic }, formatUuid(ctx.domain.uuid)));
+      await ctx.client.domainSetAutostart(ctx.domain, ctx.machine.autostart);
+
+      const after = await ctx.client.domainGetXmlDesc(ctx.domain);
+      const memory = [xmlNumber(before, 'memory'), xmlNumber(after, 'memory')];
+      if (memory[0] !== memory[1]) onChange(`memory ${(memory[0] ?? 0) / 1024} → ${(memory[1] ?? 0) / 1024} MiB`);
+      const cpus = [xmlNumber(before, 'vcpu'), xmlNumber(after, 'vcpu')];
+      if (cpus[0] !== cpus[1]) onChange(`cpus ${cpus[0] ?? '?'} → ${cpus[1] ?? '?'}`);
+    },
+  };
+}
+
+/** Reloading up to the new definition: halted (as `halt` does), then redefined. */
+function reloadSteps(options: ReloadOptions): Chain<Reloading, unknown> {
+  const halt = haltSteps({ ...(options.force ? { force: true } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  return chain<Reloading>()
+    .concat(halt)
+    .then(applyConfig(options.onChange ?? ((): void => undefined)));
+}
+
 /**
  * Halts a machine, redefines its domain from the current vmenv.yaml (CPUs, memory, boot
  * options, shares, new extra disks, a larger root disk) keeping its UUID, MAC and
- * network, and brings it up again. Returns the up context with its SSH session.
+ * network, and brings it up again. Returns it up, with its SSH session.
  */
 export async function reloadMachine(h: MachineHandle, options: ReloadOptions = {}): Promise<Reached> {
   const record = await requireRecord(h);
@@ -37,35 +79,23 @@ export async function reloadMachine(h: MachineHandle, options: ReloadOptions = {
     });
   }
   const resourceName = machineResourceName(h.project.dir, h.machine.name);
+  // Before anything changes: a disk_size that would shrink the disk is refused here.
   const growth = await rootDiskGrowth(h, resourceName);
-  await haltMachine(h, { record, ...(options.force ? { force: true } : {}), ...(options.signal ? { signal: options.signal } : {}) });
-
-  const nic = recordedNic(record, h.machine, resourceName);
-  const before = await h.client.domainGetXmlDesc(live.domain);
-  const ctx = { client: h.client, host: h.host, project: h.project, machine: h.machine, resourceName, nic, record, state: h.state };
-
-  const disks = await ensureExtraDisks(ctx);
-  if (disks > 0) options.onChange?.(`${disks} new disk${disks === 1 ? '' : 's'}`);
-  if (growth) {
-    await h.client.storageVolResize(growth.vol, growth.to);
-    options.onChange?.(`disk ${gib(growth.from)} → ${gib(growth.to)} GiB`);
-  }
-  await h.client.domainDefineXml(await machineDomainXml(ctx, record.domain!.uuid));
-  await h.client.domainSetAutostart(live.domain, h.machine.autostart);
-
-  const after = await h.client.domainGetXmlDesc(live.domain);
-  const memory = [xmlNumber(before, 'memory'), xmlNumber(after, 'memory')];
-  if (memory[0] !== memory[1]) options.onChange?.(`memory ${(memory[0] ?? 0) / 1024} → ${(memory[1] ?? 0) / 1024} MiB`);
-  const cpus = [xmlNumber(before, 'vcpu'), xmlNumber(after, 'vcpu')];
-  if (cpus[0] !== cpus[1]) options.onChange?.(`cpus ${cpus[0] ?? '?'} → ${cpus[1] ?? '?'}`);
-
+  const ctx: Reloading = { ...h, record, domain: live.domain, resourceName, growth };
+  await runChain(reloadSteps(options), ctx, { renderer: 'silent', rollbackOnError: false, ...(options.signal ? { signal: options.signal } : {}) });
   return upMachine(h, options);
+}
+
+interface RootGrowth {
+  vol: StorageVolRef;
+  from: bigint;
+  to: bigint;
 }
 
 const gib = (bytes: bigint): string => (Number(bytes) / 2 ** 30).toFixed(1).replace(/\.0$/, '');
 
 /** How the root overlay must grow for a larger `disk_size`; a smaller one is refused (disks never shrink). */
-async function rootDiskGrowth(h: MachineHandle, resourceName: string): Promise<{ vol: StorageVolRef; from: bigint; to: bigint } | undefined> {
+async function rootDiskGrowth(h: MachineHandle, resourceName: string): Promise<RootGrowth | undefined> {
   if (h.machine.disk_size === undefined) return undefined;
   const pool = await h.client.storagePoolLookupByName(h.machine.pool);
   const vol = await h.client.storageVolLookupByName(pool, machineVolumeNames(resourceName).root);

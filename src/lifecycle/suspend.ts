@@ -1,8 +1,10 @@
 import type { SuspendMode } from '../config/types.js';
 import { DomainState } from '../libvirt/constants.js';
 import { UserError } from '../errors.js';
-import { releaseHostSide } from './release-host-side.js';
 import type { MachineHandle } from '../hosts/handle.js';
+import type { DomainRef } from '../libvirt/protocol/types.js';
+import { chain, type Chain, type Step } from '../pipeline/run.js';
+import { releaseHostSideStep, runVerb, type Recorded } from './verb.js';
 import type { UpOptions } from './up.js';
 import { currentDomain } from '../hosts/live-domain.js';
 import { requireRecord } from '../access/machine-ssh-config.js';
@@ -26,14 +28,27 @@ export async function suspendMachine(h: MachineHandle, mode: SuspendMode): Promi
   if (status !== 'running' && status !== 'paused') {
     throw new UserError(`machine '${h.machine.name}' is ${status}: only a running machine can be suspended`, { hint: `Run 'vmenv up ${h.machine.name}' first.` });
   }
-  // The forwarder goes with the guest, and comes back with `resume` (which finds the address again).
-  await releaseHostSide(h.state, record);
-  if (mode === 'managedsave') {
-    await h.client.domainManagedSave(live.domain);
-    return 'saved';
-  }
-  if (live.state !== DomainState.paused) await h.client.domainSuspend(live.domain);
-  return 'paused';
+  const done = await runVerb(suspendSteps(live, mode), { ...h, record });
+  return done.outcome;
+}
+
+function suspendDomain(live: { domain: DomainRef; state: number }, mode: SuspendMode): Step<Recorded, { outcome: SuspendOutcome }> {
+  return {
+    title: mode === 'managedsave' ? 'Save the memory to disk' : 'Pause the domain',
+    async run(ctx) {
+      if (mode === 'managedsave') {
+        await ctx.client.domainManagedSave(live.domain);
+        return { outcome: 'saved' };
+      }
+      if (live.state !== DomainState.paused) await ctx.client.domainSuspend(live.domain);
+      return { outcome: 'paused' };
+    },
+  };
+}
+
+/** Suspending a running (or paused) domain: the forwarder goes with the guest, and comes back with `resume` (which finds the address again). */
+export function suspendSteps(live: { domain: DomainRef; state: number }, mode: SuspendMode): Chain<Recorded, { outcome: SuspendOutcome }> {
+  return chain<Recorded>().then(releaseHostSideStep).then(suspendDomain(live, mode));
 }
 
 /** Resumes a suspended machine (paused or saved) and waits until SSH answers again. */
