@@ -1,26 +1,10 @@
 import type { Readable } from 'node:stream';
 import { AuthType, DomainEventId, DomainEventType, DriverFeature } from './constants.js';
 import { LibvirtConnectError } from './errors.js';
-import { Proc } from './protocol/procedures.js';
-import {
-  readDomain,
-  readNetwork,
-  readPool,
-  readSnapshot,
-  readVolume,
-  writeDomain,
-  writeNetwork,
-  writePool,
-  writeSnapshot,
-  writeVolume,
-  type DomainRef,
-  type NetworkRef,
-  type SnapshotRef,
-  type StoragePoolRef,
-  type StorageVolRef,
-} from './protocol/types.js';
+import { Proc, callTable, messages, type ArgsOf, type CallName, type RetOf } from './protocol/procedures.js';
+import type { DomainRef, NetworkRef, SnapshotRef, StoragePoolRef, StorageVolRef } from './protocol/types.js';
 import type { XdrReader, XdrWriter } from './protocol/xdr.js';
-import { RpcConnection, runUserCallback, type KeepaliveOptions } from './rpc.js';
+import { RpcConnection, runUserCallback, type ArgsWriter, type KeepaliveOptions } from './rpc.js';
 import { downloadStream, readFileChunks, uploadStream, type TransferOptions, type UploadChunk } from './stream.js';
 
 export interface DomainStateInfo {
@@ -79,32 +63,32 @@ export type Unsubscribe = () => Promise<void>;
 /** How long close() waits for the daemon to acknowledge before dropping the transport. */
 const CLOSE_TIMEOUT_MS = 5000;
 
-const nameArg = (name: string) => (w: XdrWriter) => w.string(name);
-const domArg = (d: DomainRef) => (w: XdrWriter) => writeDomain(w, d);
-const domFlagsArg = (d: DomainRef, flags: number) => (w: XdrWriter) => {
-  writeDomain(w, d);
-  w.uint(flags);
-};
-const netArg = (n: NetworkRef) => (w: XdrWriter) => writeNetwork(w, n);
-const poolArg = (p: StoragePoolRef) => (w: XdrWriter) => writePool(w, p);
-const poolFlagsArg = (p: StoragePoolRef, flags: number) => (w: XdrWriter) => {
-  writePool(w, p);
-  w.uint(flags);
-};
-const volArg = (v: StorageVolRef) => (w: XdrWriter) => writeVolume(w, v);
-const xmlFlagsArg = (xml: string, flags: number) => (w: XdrWriter) => w.string(xml).uint(flags);
-const str = (r: XdrReader) => r.string();
-const int = (r: XdrReader) => r.int();
-const bool = (r: XdrReader) => r.int() !== 0;
-const uhyper = (r: XdrReader) => r.uhyper();
-/** The *_list_all calls return the objects and then a count we have no use for. */
-const listOf =
-  <T>(read: (r: XdrReader) => T) =>
-  (r: XdrReader): T[] => {
-    const items = r.array(read);
-    r.uint();
-    return items;
-  };
+/** Encodes the arguments of `name` as its table entry lays them out. */
+function argsWriter<K extends CallName>(name: K, args: ArgsOf<K>): ArgsWriter {
+  const codec = callTable[name].args;
+  return (w: XdrWriter) => codec.write(w, args);
+}
+
+/**
+ * Calls `name` and decodes its reply through the table; `map` turns libvirt's return
+ * struct into what the client returns, inside the decoder (before any later message
+ * is dispatched).
+ */
+function invoke<K extends CallName>(rpc: RpcConnection, name: K, args: ArgsOf<K>): Promise<RetOf<K>>;
+function invoke<K extends CallName, T>(rpc: RpcConnection, name: K, args: ArgsOf<K>, map: (ret: RetOf<K>) => T): Promise<T>;
+function invoke<K extends CallName, T>(
+  rpc: RpcConnection,
+  name: K,
+  args: ArgsOf<K>,
+  map?: (ret: RetOf<K>) => T,
+): Promise<T | RetOf<K>> {
+  const { number, args: layout, ret } = callTable[name];
+  const write = layout.shape.kind === 'void' ? undefined : argsWriter(name, args);
+  const decode = ret.shape.kind === 'void' && map === undefined ? undefined : (r: XdrReader) => (map ? map(ret.read(r)) : ret.read(r));
+  return rpc.call(number, write, decode);
+}
+
+const isTrue = (v: number): boolean => v !== 0;
 
 /**
  * A connection to one libvirt daemon with the calls vmenv needs, named after the
@@ -121,12 +105,10 @@ export class LibvirtClient {
   ) {
     rpc.setMessageHandler((procedure, r) => {
       if (procedure !== Proc.DomainEventCallbackLifecycle) return;
-      const callbackId = r.int();
-      const domain = readDomain(r);
-      const event = r.int() as DomainEventType;
-      const detail = r.int();
+      const { callbackId, msg } = messages.DomainEventCallbackLifecycle.msg.read(r);
       const listener = this.lifecycleListeners.get(callbackId);
-      if (listener) runUserCallback(() => listener({ domain, event, detail }));
+      const event = { domain: msg.dom, event: msg.event as DomainEventType, detail: msg.detail };
+      if (listener) runUserCallback(() => listener(event));
     });
   }
 
@@ -142,17 +124,17 @@ export class LibvirtClient {
 
   /** Authenticates when the daemon asks for it: none and polkit are supported. */
   async authenticate(): Promise<void> {
-    const types = await this.rpc.call(Proc.AuthList, undefined, (r) => r.array((x) => x.int()));
+    const { types } = await invoke(this.rpc, 'AuthList', undefined);
     if (types.length === 0 || types.includes(AuthType.none)) return;
     if (types.includes(AuthType.polkit)) {
-      await this.rpc.call(Proc.AuthPolkit, undefined, int);
+      await invoke(this.rpc, 'AuthPolkit', undefined);
       return;
     }
     throw new LibvirtConnectError('the libvirt daemon requires SASL authentication, which vmenv does not support', this.uri);
   }
 
   connectOpen(name: string | null, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.ConnectOpen, (w) => w.optionalString(name).uint(flags));
+    return invoke(this.rpc, 'ConnectOpen', { name, flags });
   }
 
   /** Closes the libvirt connection, then the transport. Safe to call twice. */
@@ -162,7 +144,7 @@ export class LibvirtClient {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.rpc.call(Proc.ConnectClose),
+        invoke(this.rpc, 'ConnectClose', undefined),
         new Promise((resolve) => {
           timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
         }),
@@ -176,7 +158,7 @@ export class LibvirtClient {
   }
 
   async connectSupportsFeature(feature: number): Promise<boolean> {
-    return this.rpc.call(Proc.ConnectSupportsFeature, (w) => w.int(feature), bool);
+    return invoke(this.rpc, 'ConnectSupportsFeature', { feature }, (r) => isTrue(r.supported));
   }
 
   /** Starts keepalive when the daemon supports it; returns whether it does. */
@@ -187,187 +169,132 @@ export class LibvirtClient {
   }
 
   connectGetType(): Promise<string> {
-    return this.rpc.call(Proc.ConnectGetType, undefined, str);
+    return invoke(this.rpc, 'ConnectGetType', undefined, (r) => r.type);
   }
   /** The hypervisor's version: major * 1,000,000 + minor * 1,000 + release. */
   connectGetVersion(): Promise<bigint> {
-    return this.rpc.call(Proc.ConnectGetVersion, undefined, uhyper);
+    return invoke(this.rpc, 'ConnectGetVersion', undefined, (r) => r.hvVer);
   }
   /** libvirt's version: major * 1,000,000 + minor * 1,000 + release. */
   connectGetLibVersion(): Promise<bigint> {
-    return this.rpc.call(Proc.ConnectGetLibVersion, undefined, uhyper);
+    return invoke(this.rpc, 'ConnectGetLibVersion', undefined, (r) => r.libVer);
   }
   connectGetHostname(): Promise<string> {
-    return this.rpc.call(Proc.ConnectGetHostname, undefined, str);
+    return invoke(this.rpc, 'ConnectGetHostname', undefined, (r) => r.hostname);
   }
   connectGetCapabilities(): Promise<string> {
-    return this.rpc.call(Proc.ConnectGetCapabilities, undefined, str);
+    return invoke(this.rpc, 'ConnectGetCapabilities', undefined, (r) => r.capabilities);
   }
   connectGetUri(): Promise<string> {
-    return this.rpc.call(Proc.ConnectGetUri, undefined, str);
+    return invoke(this.rpc, 'ConnectGetUri', undefined, (r) => r.uri);
   }
 
   // --- domains ----------------------------------------------------------------
 
   domainDefineXml(xml: string, flags = 0): Promise<DomainRef> {
-    return this.rpc.call(Proc.DomainDefineXMLFlags, xmlFlagsArg(xml, flags), readDomain);
+    return invoke(this.rpc, 'DomainDefineXMLFlags', { xml, flags }, (r) => r.dom);
   }
   domainCreate(d: DomainRef, flags = 0): Promise<DomainRef> {
-    return this.rpc.call(Proc.DomainCreateWithFlags, domFlagsArg(d, flags), readDomain);
+    return invoke(this.rpc, 'DomainCreateWithFlags', { dom: d, flags }, (r) => r.dom);
   }
   domainLookupByName(name: string): Promise<DomainRef> {
-    return this.rpc.call(Proc.DomainLookupByName, nameArg(name), readDomain);
+    return invoke(this.rpc, 'DomainLookupByName', { name }, (r) => r.dom);
   }
   domainLookupByUuid(uuid: Buffer): Promise<DomainRef> {
-    return this.rpc.call(Proc.DomainLookupByUUID, (w) => w.fixedOpaque(uuid, 16), readDomain);
+    return invoke(this.rpc, 'DomainLookupByUUID', { uuid }, (r) => r.dom);
   }
   domainGetState(d: DomainRef): Promise<DomainStateInfo> {
-    return this.rpc.call(Proc.DomainGetState, domFlagsArg(d, 0), (r) => ({ state: r.int(), reason: r.int() }));
+    return invoke(this.rpc, 'DomainGetState', { dom: d, flags: 0 });
   }
   domainGetInfo(d: DomainRef): Promise<DomainInfo> {
-    return this.rpc.call(Proc.DomainGetInfo, domArg(d), (r) => ({
-      state: r.int(),
-      maxMemKiB: r.uhyper(),
-      memoryKiB: r.uhyper(),
-      vcpus: r.int(),
-      cpuTimeNs: r.uhyper(),
+    return invoke(this.rpc, 'DomainGetInfo', { dom: d }, (r) => ({
+      state: r.state,
+      maxMemKiB: r.maxMem,
+      memoryKiB: r.memory,
+      vcpus: r.nrVirtCpu,
+      cpuTimeNs: r.cpuTime,
     }));
   }
   domainIsActive(d: DomainRef): Promise<boolean> {
-    return this.rpc.call(Proc.DomainIsActive, domArg(d), bool);
+    return invoke(this.rpc, 'DomainIsActive', { dom: d }, (r) => isTrue(r.active));
   }
   domainGetXmlDesc(d: DomainRef, flags = 0): Promise<string> {
-    return this.rpc.call(Proc.DomainGetXMLDesc, domFlagsArg(d, flags), str);
+    return invoke(this.rpc, 'DomainGetXMLDesc', { dom: d, flags }, (r) => r.xml);
   }
   domainShutdown(d: DomainRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.DomainShutdownFlags, domFlagsArg(d, flags));
+    return invoke(this.rpc, 'DomainShutdownFlags', { dom: d, flags });
   }
   domainReboot(d: DomainRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.DomainReboot, domFlagsArg(d, flags));
+    return invoke(this.rpc, 'DomainReboot', { dom: d, flags });
   }
   domainDestroy(d: DomainRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.DomainDestroyFlags, domFlagsArg(d, flags));
+    return invoke(this.rpc, 'DomainDestroyFlags', { dom: d, flags });
   }
   domainUndefine(d: DomainRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.DomainUndefineFlags, domFlagsArg(d, flags));
+    return invoke(this.rpc, 'DomainUndefineFlags', { dom: d, flags });
   }
   domainSuspend(d: DomainRef): Promise<void> {
-    return this.rpc.call(Proc.DomainSuspend, domArg(d));
+    return invoke(this.rpc, 'DomainSuspend', { dom: d });
   }
   domainResume(d: DomainRef): Promise<void> {
-    return this.rpc.call(Proc.DomainResume, domArg(d));
+    return invoke(this.rpc, 'DomainResume', { dom: d });
   }
   domainManagedSave(d: DomainRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.DomainManagedSave, domFlagsArg(d, flags));
+    return invoke(this.rpc, 'DomainManagedSave', { dom: d, flags });
   }
   domainHasManagedSaveImage(d: DomainRef): Promise<boolean> {
-    return this.rpc.call(Proc.DomainHasManagedSaveImage, domFlagsArg(d, 0), bool);
+    return invoke(this.rpc, 'DomainHasManagedSaveImage', { dom: d, flags: 0 }, (r) => isTrue(r.result));
   }
   domainManagedSaveRemove(d: DomainRef): Promise<void> {
-    return this.rpc.call(Proc.DomainManagedSaveRemove, domFlagsArg(d, 0));
+    return invoke(this.rpc, 'DomainManagedSaveRemove', { dom: d, flags: 0 });
   }
   domainSetAutostart(d: DomainRef, autostart: boolean): Promise<void> {
-    return this.rpc.call(Proc.DomainSetAutostart, (w) => {
-      writeDomain(w, d);
-      w.int(autostart ? 1 : 0);
-    });
+    return invoke(this.rpc, 'DomainSetAutostart', { dom: d, autostart: autostart ? 1 : 0 });
   }
   domainGetAutostart(d: DomainRef): Promise<boolean> {
-    return this.rpc.call(Proc.DomainGetAutostart, domArg(d), bool);
+    return invoke(this.rpc, 'DomainGetAutostart', { dom: d }, (r) => isTrue(r.autostart));
   }
   domainSetVcpus(d: DomainRef, vcpus: number, flags: number): Promise<void> {
-    return this.rpc.call(Proc.DomainSetVcpusFlags, (w) => {
-      writeDomain(w, d);
-      w.uint(vcpus).uint(flags);
-    });
+    return invoke(this.rpc, 'DomainSetVcpusFlags', { dom: d, nvcpus: vcpus, flags });
   }
   domainSetMemory(d: DomainRef, memoryKiB: bigint, flags: number): Promise<void> {
-    return this.rpc.call(Proc.DomainSetMemoryFlags, (w) => {
-      writeDomain(w, d);
-      w.uhyper(memoryKiB).uint(flags);
-    });
+    return invoke(this.rpc, 'DomainSetMemoryFlags', { dom: d, memory: memoryKiB, flags });
   }
   domainAttachDevice(d: DomainRef, xml: string, flags: number): Promise<void> {
-    return this.rpc.call(Proc.DomainAttachDeviceFlags, (w) => {
-      writeDomain(w, d);
-      w.string(xml).uint(flags);
-    });
+    return invoke(this.rpc, 'DomainAttachDeviceFlags', { dom: d, xml, flags });
   }
   domainDetachDevice(d: DomainRef, xml: string, flags: number): Promise<void> {
-    return this.rpc.call(Proc.DomainDetachDeviceFlags, (w) => {
-      writeDomain(w, d);
-      w.string(xml).uint(flags);
-    });
+    return invoke(this.rpc, 'DomainDetachDeviceFlags', { dom: d, xml, flags });
   }
   connectListAllDomains(flags = 0): Promise<DomainRef[]> {
-    return this.rpc.call(Proc.ConnectListAllDomains, (w) => w.int(1).uint(flags), listOf(readDomain));
+    return invoke(this.rpc, 'ConnectListAllDomains', { needResults: 1, flags }, (r) => r.domains);
   }
   /** Addresses of the domain's interfaces, from DHCP leases, the guest agent or ARP. */
   domainInterfaceAddresses(d: DomainRef, source: number): Promise<DomainInterfaceInfo[]> {
-    return this.rpc.call(
-      Proc.DomainInterfaceAddresses,
-      (w) => {
-        writeDomain(w, d);
-        w.uint(source).uint(0);
-      },
-      (r) =>
-        r.array((x) => ({
-          name: x.string(),
-          mac: x.optionalString(),
-          addrs: x.array((a) => ({ type: a.int(), addr: a.string(), prefix: a.uint() })),
-        })),
+    return invoke(this.rpc, 'DomainInterfaceAddresses', { dom: d, source, flags: 0 }, (r) =>
+      r.ifaces.map((i) => ({ name: i.name, mac: i.hwaddr, addrs: i.addrs })),
     );
   }
 
   // --- snapshots --------------------------------------------------------------
 
   domainSnapshotCreateXml(d: DomainRef, xml: string, flags = 0): Promise<SnapshotRef> {
-    return this.rpc.call(
-      Proc.DomainSnapshotCreateXML,
-      (w) => {
-        writeDomain(w, d);
-        w.string(xml).uint(flags);
-      },
-      readSnapshot,
-    );
+    return invoke(this.rpc, 'DomainSnapshotCreateXML', { dom: d, xmlDesc: xml, flags }, (r) => r.snap);
   }
   domainListAllSnapshots(d: DomainRef, flags = 0): Promise<SnapshotRef[]> {
-    return this.rpc.call(
-      Proc.DomainListAllSnapshots,
-      (w) => {
-        writeDomain(w, d);
-        w.int(1).uint(flags);
-      },
-      listOf(readSnapshot),
-    );
+    return invoke(this.rpc, 'DomainListAllSnapshots', { dom: d, needResults: 1, flags }, (r) => r.snapshots);
   }
   domainSnapshotLookupByName(d: DomainRef, name: string): Promise<SnapshotRef> {
-    return this.rpc.call(
-      Proc.DomainSnapshotLookupByName,
-      (w) => {
-        writeDomain(w, d);
-        w.string(name).uint(0);
-      },
-      readSnapshot,
-    );
+    return invoke(this.rpc, 'DomainSnapshotLookupByName', { dom: d, name, flags: 0 }, (r) => r.snap);
   }
   domainSnapshotGetXmlDesc(s: SnapshotRef, flags = 0): Promise<string> {
-    return this.rpc.call(Proc.DomainSnapshotGetXMLDesc, (w) => {
-      writeSnapshot(w, s);
-      w.uint(flags);
-    }, str);
+    return invoke(this.rpc, 'DomainSnapshotGetXMLDesc', { snap: s, flags }, (r) => r.xml);
   }
   domainRevertToSnapshot(s: SnapshotRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.DomainRevertToSnapshot, (w) => {
-      writeSnapshot(w, s);
-      w.uint(flags);
-    });
+    return invoke(this.rpc, 'DomainRevertToSnapshot', { snap: s, flags });
   }
   domainSnapshotDelete(s: SnapshotRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.DomainSnapshotDelete, (w) => {
-      writeSnapshot(w, s);
-      w.uint(flags);
-    });
+    return invoke(this.rpc, 'DomainSnapshotDelete', { snap: s, flags });
   }
 
   // --- events -----------------------------------------------------------------
@@ -378,129 +305,91 @@ export class LibvirtClient {
    */
   async onDomainLifecycle(domain: DomainRef | null, listener: (e: DomainLifecycleEvent) => void): Promise<Unsubscribe> {
     // The listener is attached in the reply decoder, before any event can be dispatched.
-    const callbackId = await this.rpc.call(
-      Proc.ConnectDomainEventCallbackRegisterAny,
-      (w) => {
-        w.int(DomainEventId.lifecycle);
-        w.optional(domain, writeDomain);
-      },
+    const callbackId = await invoke(
+      this.rpc,
+      'ConnectDomainEventCallbackRegisterAny',
+      { eventId: DomainEventId.lifecycle, dom: domain },
       (r) => {
-        const id = r.int();
-        this.lifecycleListeners.set(id, listener);
-        return id;
+        this.lifecycleListeners.set(r.callbackId, listener);
+        return r.callbackId;
       },
     );
     return async () => {
       if (!this.lifecycleListeners.delete(callbackId) || this.rpc.closed) return;
-      await this.rpc.call(Proc.ConnectDomainEventCallbackDeregisterAny, (w) => w.int(callbackId));
+      await invoke(this.rpc, 'ConnectDomainEventCallbackDeregisterAny', { callbackId });
     };
   }
 
   // --- storage pools ----------------------------------------------------------
 
   storagePoolLookupByName(name: string): Promise<StoragePoolRef> {
-    return this.rpc.call(Proc.StoragePoolLookupByName, nameArg(name), readPool);
+    return invoke(this.rpc, 'StoragePoolLookupByName', { name }, (r) => r.pool);
   }
   storagePoolDefineXml(xml: string, flags = 0): Promise<StoragePoolRef> {
-    return this.rpc.call(Proc.StoragePoolDefineXML, xmlFlagsArg(xml, flags), readPool);
+    return invoke(this.rpc, 'StoragePoolDefineXML', { xml, flags }, (r) => r.pool);
   }
   storagePoolBuild(p: StoragePoolRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.StoragePoolBuild, poolFlagsArg(p, flags));
+    return invoke(this.rpc, 'StoragePoolBuild', { pool: p, flags });
   }
   storagePoolCreate(p: StoragePoolRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.StoragePoolCreate, poolFlagsArg(p, flags));
+    return invoke(this.rpc, 'StoragePoolCreate', { pool: p, flags });
   }
   storagePoolDestroy(p: StoragePoolRef): Promise<void> {
-    return this.rpc.call(Proc.StoragePoolDestroy, poolArg(p));
+    return invoke(this.rpc, 'StoragePoolDestroy', { pool: p });
   }
   storagePoolUndefine(p: StoragePoolRef): Promise<void> {
-    return this.rpc.call(Proc.StoragePoolUndefine, poolArg(p));
+    return invoke(this.rpc, 'StoragePoolUndefine', { pool: p });
   }
   storagePoolRefresh(p: StoragePoolRef): Promise<void> {
-    return this.rpc.call(Proc.StoragePoolRefresh, poolFlagsArg(p, 0));
+    return invoke(this.rpc, 'StoragePoolRefresh', { pool: p, flags: 0 });
   }
   storagePoolIsActive(p: StoragePoolRef): Promise<boolean> {
-    return this.rpc.call(Proc.StoragePoolIsActive, poolArg(p), bool);
+    return invoke(this.rpc, 'StoragePoolIsActive', { pool: p }, (r) => isTrue(r.active));
   }
   storagePoolSetAutostart(p: StoragePoolRef, autostart: boolean): Promise<void> {
-    return this.rpc.call(Proc.StoragePoolSetAutostart, (w) => {
-      writePool(w, p);
-      w.int(autostart ? 1 : 0);
-    });
+    return invoke(this.rpc, 'StoragePoolSetAutostart', { pool: p, autostart: autostart ? 1 : 0 });
   }
   storagePoolGetInfo(p: StoragePoolRef): Promise<StoragePoolInfo> {
-    return this.rpc.call(Proc.StoragePoolGetInfo, poolArg(p), (r) => ({
-      state: r.int(),
-      capacity: r.uhyper(),
-      allocation: r.uhyper(),
-      available: r.uhyper(),
-    }));
+    return invoke(this.rpc, 'StoragePoolGetInfo', { pool: p });
   }
   storagePoolGetXmlDesc(p: StoragePoolRef, flags = 0): Promise<string> {
-    return this.rpc.call(Proc.StoragePoolGetXMLDesc, poolFlagsArg(p, flags), str);
+    return invoke(this.rpc, 'StoragePoolGetXMLDesc', { pool: p, flags }, (r) => r.xml);
   }
   storagePoolListAllVolumes(p: StoragePoolRef): Promise<StorageVolRef[]> {
-    return this.rpc.call(Proc.StoragePoolListAllVolumes, (w) => {
-      writePool(w, p);
-      w.int(1).uint(0);
-    }, listOf(readVolume));
+    return invoke(this.rpc, 'StoragePoolListAllVolumes', { pool: p, needResults: 1, flags: 0 }, (r) => r.vols);
   }
   connectListAllStoragePools(flags = 0): Promise<StoragePoolRef[]> {
-    return this.rpc.call(Proc.ConnectListAllStoragePools, (w) => w.int(1).uint(flags), listOf(readPool));
+    return invoke(this.rpc, 'ConnectListAllStoragePools', { needResults: 1, flags }, (r) => r.pools);
   }
 
   // --- storage volumes --------------------------------------------------------
 
   storageVolCreateXml(p: StoragePoolRef, xml: string, flags = 0): Promise<StorageVolRef> {
-    return this.rpc.call(Proc.StorageVolCreateXML, (w) => {
-      writePool(w, p);
-      w.string(xml).uint(flags);
-    }, readVolume);
+    return invoke(this.rpc, 'StorageVolCreateXML', { pool: p, xml, flags }, (r) => r.vol);
   }
   storageVolCreateXmlFrom(p: StoragePoolRef, xml: string, clone: StorageVolRef, flags = 0): Promise<StorageVolRef> {
-    return this.rpc.call(Proc.StorageVolCreateXMLFrom, (w) => {
-      writePool(w, p);
-      w.string(xml);
-      writeVolume(w, clone);
-      w.uint(flags);
-    }, readVolume);
+    return invoke(this.rpc, 'StorageVolCreateXMLFrom', { pool: p, xml, clonevol: clone, flags }, (r) => r.vol);
   }
   storageVolLookupByName(p: StoragePoolRef, name: string): Promise<StorageVolRef> {
-    return this.rpc.call(Proc.StorageVolLookupByName, (w) => {
-      writePool(w, p);
-      w.string(name);
-    }, readVolume);
+    return invoke(this.rpc, 'StorageVolLookupByName', { pool: p, name }, (r) => r.vol);
   }
   storageVolLookupByPath(path: string): Promise<StorageVolRef> {
-    return this.rpc.call(Proc.StorageVolLookupByPath, nameArg(path), readVolume);
+    return invoke(this.rpc, 'StorageVolLookupByPath', { path }, (r) => r.vol);
   }
   storageVolGetInfo(v: StorageVolRef): Promise<StorageVolInfo> {
-    return this.rpc.call(Proc.StorageVolGetInfo, volArg(v), (r) => ({
-      type: r.int(),
-      capacity: r.uhyper(),
-      allocation: r.uhyper(),
-    }));
+    return invoke(this.rpc, 'StorageVolGetInfo', { vol: v });
   }
   storageVolGetPath(v: StorageVolRef): Promise<string> {
-    return this.rpc.call(Proc.StorageVolGetPath, volArg(v), str);
+    return invoke(this.rpc, 'StorageVolGetPath', { vol: v }, (r) => r.name);
   }
   storageVolGetXmlDesc(v: StorageVolRef): Promise<string> {
-    return this.rpc.call(Proc.StorageVolGetXMLDesc, (w) => {
-      writeVolume(w, v);
-      w.uint(0);
-    }, str);
+    return invoke(this.rpc, 'StorageVolGetXMLDesc', { vol: v, flags: 0 }, (r) => r.xml);
   }
   storageVolDelete(v: StorageVolRef, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.StorageVolDelete, (w) => {
-      writeVolume(w, v);
-      w.uint(flags);
-    });
+    return invoke(this.rpc, 'StorageVolDelete', { vol: v, flags });
   }
   storageVolResize(v: StorageVolRef, capacity: bigint, flags = 0): Promise<void> {
-    return this.rpc.call(Proc.StorageVolResize, (w) => {
-      writeVolume(w, v);
-      w.uhyper(capacity).uint(flags);
-    });
+    return invoke(this.rpc, 'StorageVolResize', { vol: v, capacity, flags });
   }
   /**
    * Writes `source` into the volume from `offset` (length 0 = to the end of the data).
@@ -511,16 +400,8 @@ export class LibvirtClient {
     source: AsyncIterable<UploadChunk>,
     options: TransferOptions & { offset?: bigint; length?: bigint } = {},
   ): Promise<number> {
-    return uploadStream(
-      this.rpc,
-      Proc.StorageVolUpload,
-      (w) => {
-        writeVolume(w, v);
-        w.uhyper(options.offset ?? 0n).uhyper(options.length ?? 0n).uint(0);
-      },
-      source,
-      options,
-    );
+    const args = argsWriter('StorageVolUpload', { vol: v, offset: options.offset ?? 0n, length: options.length ?? 0n, flags: 0 });
+    return uploadStream(this.rpc, Proc.StorageVolUpload, args, source, options);
   }
   /** Uploads a file as it is (a qcow2 file stays qcow2), at the speed of the disk. */
   storageVolUploadFile(v: StorageVolRef, path: string, options: TransferOptions = {}): Promise<number> {
@@ -530,78 +411,44 @@ export class LibvirtClient {
     v: StorageVolRef,
     options: TransferOptions & { offset?: bigint; length?: bigint } = {},
   ): Promise<Readable> {
-    return downloadStream(
-      this.rpc,
-      Proc.StorageVolDownload,
-      (w) => {
-        writeVolume(w, v);
-        w.uhyper(options.offset ?? 0n).uhyper(options.length ?? 0n).uint(0);
-      },
-      options,
-    );
+    const args = argsWriter('StorageVolDownload', { vol: v, offset: options.offset ?? 0n, length: options.length ?? 0n, flags: 0 });
+    return downloadStream(this.rpc, Proc.StorageVolDownload, args, options);
   }
 
   // --- networks ---------------------------------------------------------------
 
   networkLookupByName(name: string): Promise<NetworkRef> {
-    return this.rpc.call(Proc.NetworkLookupByName, nameArg(name), readNetwork);
+    return invoke(this.rpc, 'NetworkLookupByName', { name }, (r) => r.net);
   }
   networkDefineXml(xml: string): Promise<NetworkRef> {
-    return this.rpc.call(Proc.NetworkDefineXML, nameArg(xml), readNetwork);
+    return invoke(this.rpc, 'NetworkDefineXML', { xml }, (r) => r.net);
   }
   networkCreate(n: NetworkRef): Promise<void> {
-    return this.rpc.call(Proc.NetworkCreate, netArg(n));
+    return invoke(this.rpc, 'NetworkCreate', { net: n });
   }
   networkDestroy(n: NetworkRef): Promise<void> {
-    return this.rpc.call(Proc.NetworkDestroy, netArg(n));
+    return invoke(this.rpc, 'NetworkDestroy', { net: n });
   }
   networkUndefine(n: NetworkRef): Promise<void> {
-    return this.rpc.call(Proc.NetworkUndefine, netArg(n));
+    return invoke(this.rpc, 'NetworkUndefine', { net: n });
   }
   networkIsActive(n: NetworkRef): Promise<boolean> {
-    return this.rpc.call(Proc.NetworkIsActive, netArg(n), bool);
+    return invoke(this.rpc, 'NetworkIsActive', { net: n }, (r) => isTrue(r.active));
   }
   networkSetAutostart(n: NetworkRef, autostart: boolean): Promise<void> {
-    return this.rpc.call(Proc.NetworkSetAutostart, (w) => {
-      writeNetwork(w, n);
-      w.int(autostart ? 1 : 0);
-    });
+    return invoke(this.rpc, 'NetworkSetAutostart', { net: n, autostart: autostart ? 1 : 0 });
   }
   networkGetXmlDesc(n: NetworkRef, flags = 0): Promise<string> {
-    return this.rpc.call(Proc.NetworkGetXMLDesc, (w) => {
-      writeNetwork(w, n);
-      w.uint(flags);
-    }, str);
+    return invoke(this.rpc, 'NetworkGetXMLDesc', { net: n, flags }, (r) => r.xml);
   }
   networkGetBridgeName(n: NetworkRef): Promise<string> {
-    return this.rpc.call(Proc.NetworkGetBridgeName, netArg(n), str);
+    return invoke(this.rpc, 'NetworkGetBridgeName', { net: n }, (r) => r.name);
   }
   connectListAllNetworks(flags = 0): Promise<NetworkRef[]> {
-    return this.rpc.call(Proc.ConnectListAllNetworks, (w) => w.int(1).uint(flags), listOf(readNetwork));
+    return invoke(this.rpc, 'ConnectListAllNetworks', { needResults: 1, flags }, (r) => r.nets);
   }
   /** The network's DHCP leases, optionally only those of one MAC address. */
   networkGetDhcpLeases(n: NetworkRef, mac?: string): Promise<DhcpLease[]> {
-    return this.rpc.call(
-      Proc.NetworkGetDhcpLeases,
-      (w) => {
-        writeNetwork(w, n);
-        w.optionalString(mac ?? null).int(1).uint(0);
-      },
-      (r) => {
-        const leases = r.array((x) => ({
-          iface: x.string(),
-          expiryTime: x.hyper(),
-          type: x.int(),
-          mac: x.optionalString(),
-          iaid: x.optionalString(),
-          ipaddr: x.string(),
-          prefix: x.uint(),
-          hostname: x.optionalString(),
-          clientId: x.optionalString(),
-        }));
-        r.uint();
-        return leases;
-      },
-    );
+    return invoke(this.rpc, 'NetworkGetDhcpLeases', { net: n, mac: mac ?? null, needResults: 1, flags: 0 }, (r) => r.leases);
   }
 }

@@ -1,7 +1,6 @@
 import { LibvirtError } from '../errors.js';
+import { int, mapped, optional, str, struct, uuid, type Codec } from './codec.js';
 import type { XdrReader, XdrWriter } from './xdr.js';
-
-export const UUID_LENGTH = 16;
 
 /** A handle to a domain as libvirt's remote protocol carries it (remote_nonnull_domain). */
 export interface DomainRef {
@@ -32,44 +31,25 @@ export interface SnapshotRef {
   domain: DomainRef;
 }
 
-export const writeDomain = (w: XdrWriter, d: DomainRef): void => {
-  w.string(d.name).fixedOpaque(d.uuid, UUID_LENGTH).int(d.id);
-};
-export const readDomain = (r: XdrReader): DomainRef => ({
-  name: r.string(),
-  uuid: r.fixedOpaque(UUID_LENGTH),
-  id: r.int(),
-});
+/** remote_nonnull_domain */
+export const domain: Codec<DomainRef> = struct({ name: str, uuid, id: int });
+/** remote_nonnull_network */
+export const network: Codec<NetworkRef> = struct({ name: str, uuid });
+/** remote_nonnull_storage_pool */
+export const pool: Codec<StoragePoolRef> = struct({ name: str, uuid });
+/** remote_nonnull_storage_vol */
+export const volume: Codec<StorageVolRef> = struct({ pool: str, name: str, key: str });
+/** remote_nonnull_domain_snapshot, whose `dom` vmenv calls `domain`. */
+export const snapshot: Codec<SnapshotRef> = mapped(
+  struct({ name: str, dom: domain }),
+  (s) => ({ name: s.name, domain: s.dom }),
+  (s) => ({ name: s.name, dom: s.domain }),
+);
 
-const writeNamedUuid = (w: XdrWriter, n: { name: string; uuid: Buffer }): void => {
-  w.string(n.name).fixedOpaque(n.uuid, UUID_LENGTH);
-};
-const readNamedUuid = (r: XdrReader): { name: string; uuid: Buffer } => ({
-  name: r.string(),
-  uuid: r.fixedOpaque(UUID_LENGTH),
-});
-export const writeNetwork: (w: XdrWriter, n: NetworkRef) => void = writeNamedUuid;
-export const readNetwork: (r: XdrReader) => NetworkRef = readNamedUuid;
-export const writePool: (w: XdrWriter, p: StoragePoolRef) => void = writeNamedUuid;
-export const readPool: (r: XdrReader) => StoragePoolRef = readNamedUuid;
-
-export const writeVolume = (w: XdrWriter, v: StorageVolRef): void => {
-  w.string(v.pool).string(v.name).string(v.key);
-};
-export const readVolume = (r: XdrReader): StorageVolRef => ({
-  pool: r.string(),
-  name: r.string(),
-  key: r.string(),
-});
-
-export const writeSnapshot = (w: XdrWriter, s: SnapshotRef): void => {
-  w.string(s.name);
-  writeDomain(w, s.domain);
-};
-export const readSnapshot = (r: XdrReader): SnapshotRef => ({
-  name: r.string(),
-  domain: readDomain(r),
-});
+export const writeDomain = (w: XdrWriter, d: DomainRef): void => domain.write(w, d);
+export const readDomain = (r: XdrReader): DomainRef => domain.read(r);
+export const writeVolume = (w: XdrWriter, v: StorageVolRef): void => volume.write(w, v);
+export const readVolume = (r: XdrReader): StorageVolRef => volume.read(r);
 
 /** UUID bytes as libvirt prints them: 8-4-4-4-12 lowercase hex. */
 export function formatUuid(uuid: Buffer): string {
@@ -83,30 +63,34 @@ export function parseUuid(s: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
-/** Decodes virNetMessageError (the payload of every error reply). */
+/** virNetMessageError (virnetprotocol.x), the payload of every error reply. */
+export const messageError = struct({
+  code: int,
+  domain: int,
+  message: optional(str),
+  level: int,
+  dom: optional(domain),
+  str1: optional(str),
+  str2: optional(str),
+  str3: optional(str),
+  int1: int,
+  int2: int,
+  net: optional(network),
+});
+
 export function readError(r: XdrReader, procedure?: string): LibvirtError {
-  const code = r.int();
-  const domain = r.int();
-  const message = r.optionalString();
-  const level = r.int();
-  r.optional(readDomain);
-  const str1 = r.optionalString();
-  const str2 = r.optionalString();
-  const str3 = r.optionalString();
-  const int1 = r.int();
-  const int2 = r.int();
-  r.optional(readNamedUuid);
+  const e = messageError.read(r);
   return new LibvirtError({
-    code,
-    domain,
-    level,
-    message: message ?? `libvirt error code ${code}`,
+    code: e.code,
+    domain: e.domain,
+    level: e.level,
+    message: e.message ?? `libvirt error code ${e.code}`,
     ...(procedure === undefined ? {} : { procedure }),
-    str1,
-    str2,
-    str3,
-    int1,
-    int2,
+    str1: e.str1,
+    str2: e.str2,
+    str3: e.str3,
+    int1: e.int1,
+    int2: e.int2,
   });
 }
 
@@ -115,9 +99,17 @@ export function writeError(
   w: XdrWriter,
   e: { code: number; domain: number; message: string | null; level?: number },
 ): void {
-  w.int(e.code).int(e.domain).optionalString(e.message).int(e.level ?? 2);
-  w.uint(0); // dom
-  w.uint(0).uint(0).uint(0); // str1..3
-  w.int(0).int(0);
-  w.uint(0); // net
+  messageError.write(w, {
+    code: e.code,
+    domain: e.domain,
+    message: e.message,
+    level: e.level ?? 2,
+    dom: null,
+    str1: null,
+    str2: null,
+    str3: null,
+    int1: 0,
+    int2: 0,
+    net: null,
+  });
 }
