@@ -4,7 +4,8 @@
  * No SSH client is loaded here (`vmenv ssh` runs OpenSSH with it).
  */
 import { join } from 'node:path';
-import type { MachineState } from '../project/state.js';
+import type { MachineConfig } from '../config/types.js';
+import { managementNic, type MachineState } from '../project/state.js';
 import { renderSshConfigHost } from '../ssh/config.js';
 import { fileHostKeyStore, writePinnedKnownHosts, type PinnedKey } from '../ssh/host-key.js';
 import { writeFileAtomicIfChanged } from '../ssh/write-if-changed.js';
@@ -13,6 +14,12 @@ import type { LibvirtClient } from '../libvirt/client.js';
 import type { MachineRef } from '../hosts/handle.js';
 import { machineStatus } from '../hosts/machine-status.js';
 import { LibvirtHost } from '../hosts/libvirt-host.js';
+
+/** Where SSH listens: the forwarded port on 127.0.0.1 in user mode, ssh.port on the guest's address otherwise. */
+export function sshPort(record: Pick<MachineState, 'nics'>, machine: Pick<MachineConfig, 'ssh'>): number {
+  const nic = managementNic(record);
+  return nic?.mode === 'user' ? nic.sshHostPort : machine.ssh.port;
+}
 
 export async function requireRecord(h: MachineRef): Promise<MachineState> {
   const record = await h.state.read(h.machine.name);
@@ -49,7 +56,7 @@ export async function machineSshTarget(h: MachineRef, record?: MachineState): Pr
   return {
     name: h.machine.name,
     address: record.ip,
-    port: record.nic?.mode === 'user' ? record.nic.sshHostPort : h.machine.ssh.port,
+    port: sshPort(record, h.machine),
     user: record.ssh.username,
     privateKeyFile: record.ssh.privateKeyPath,
     hostKey,

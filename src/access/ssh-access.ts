@@ -10,7 +10,7 @@ import { readPrivateKey } from '../ssh/keys.js';
 import { UserError } from '../errors.js';
 import type { MachineHandle, MachineRef } from '../hosts/handle.js';
 import { LibvirtHost } from '../hosts/libvirt-host.js';
-import { noAddress, requireRecord, whyUnreachable } from './machine-ssh-config.js';
+import { noAddress, requireRecord, sshPort, whyUnreachable } from './machine-ssh-config.js';
 
 export { requireRecord } from './machine-ssh-config.js';
 
@@ -52,7 +52,7 @@ export async function connectToMachine(m: MachineRef, options: ConnectToMachineO
   try {
     return await connectSsh({
       host: record.ip,
-      port: record.nic?.mode === 'user' ? record.nic.sshHostPort : m.machine.ssh.port,
+      port: sshPort(record, m.machine),
       username: record.ssh.username,
       privateKey: await readPrivateKey(record.ssh.privateKeyPath),
       hostKey: fileHostKeyStore(join(m.state.machineDir(m.machine.name), 'host-key.json')),

@@ -328,7 +328,7 @@ export async function readLiveness(inv: Inventory, options: LivenessOptions = {}
       const { state } = found;
       for (const v of state?.volumes ?? []) live.liveVolumes.add(`${v.pool}/${v.name}`);
       for (const n of state?.networks ?? []) live.liveNetworks.add(n.name);
-      if (state?.nic?.mode === 'nat') live.liveNetworks.add(state.nic.network);
+      for (const nic of state?.nics ?? []) if (nic.mode === 'nat') live.liveNetworks.add(nic.network);
     }),
   );
   for (const d of inv.domains) {

@@ -18,7 +18,8 @@ import { UserError } from '../errors.js';
 import { chain, type Chain, type Step } from '../pipeline/run.js';
 import { MACHINE_KEY_FILE } from '../access/login.js';
 import { machineCloudInit, type MachineCloudInit } from './cloud-init.js';
-import { boxOverlayVolumes, machineMac, type BoxDiskVolume, type ManagementNic } from './domain-plan.js';
+import type { MachineNic, MachineNics } from '../project/state.js';
+import { boxOverlayVolumes, machineMac, type BoxDiskVolume } from './domain-plan.js';
 import { domainType, machineDomainXml } from './domain-xml.js';
 import { deleteVolume, ensureExtraDisks } from './machine-disks.js';
 import { renderSeed, writeSeedIso } from './seed.js';
@@ -171,7 +172,7 @@ const writeSeed: Step<UpBase & { pool: StoragePoolRef; cloudInit?: MachineCloudI
   },
 };
 
-const managementNetwork: Step<UpBase, { nic: ManagementNic; network?: NetworkRef }> = {
+const managementNetwork: Step<UpBase, { nics: MachineNics; network?: NetworkRef }> = {
   title: 'Management network',
   async run(ctx, signal, report) {
     const mode = ctx.machine.network.mode ?? ctx.host.defaultNetworkMode;
@@ -182,22 +183,22 @@ const managementNetwork: Step<UpBase, { nic: ManagementNic; network?: NetworkRef
     });
     if (mode === 'user') {
       const sshHostPort = await freeLoopbackPort();
-      const nic: ManagementNic = { mode: 'user', mac, sshHostPort, forwards: ports };
+      const nic: MachineNic = { mode: 'user', mac, sshHostPort, forwards: ports };
       await save(ctx, (r) => {
-        r.nic = { mode: 'user', mac, sshHostPort, forwards: ports };
+        r.nics = [nic];
       });
       report.title(`User-mode network, SSH on 127.0.0.1:${sshHostPort}${ports.length > 0 ? `, ${ports.length} port${ports.length === 1 ? '' : 's'} forwarded` : ''}`);
-      return { nic };
+      return { nics: [nic] };
     }
     const name = ctx.machine.network.name ?? DEFAULT_NETWORK;
-    const nic: ManagementNic = { mode: 'nat', network: name, mac };
+    const nic: MachineNic = { mode: 'nat', network: name, mac };
     await save(ctx, (r) => {
-      r.nic = { mode: 'nat', network: name, mac };
+      r.nics = [nic];
     });
     const ensured = await ensureNatNetwork(ctx.client, name, { subnet: ctx.machine.network.subnet, guestNetns: ctx.host.guestNetns, signal });
     await save(ctx, (r) => r.networks.push({ name, created: ensured.owned }));
     report.title(`Network ${name}${ensured.createdWith ? ` (${ensured.createdWith}, created)` : ''}`);
-    return { nic, network: ensured.network };
+    return { nics: [nic], network: ensured.network };
   },
   async rollback(ctx) {
     // Only when no other machine uses it: a parallel up may have joined it.
@@ -208,7 +209,7 @@ const managementNetwork: Step<UpBase, { nic: ManagementNic; network?: NetworkRef
   },
 };
 
-const defineAndStart: Step<UpBase & { nic: ManagementNic }, { domain: DomainRef }> = {
+const defineAndStart: Step<UpBase & { nics: MachineNics }, { domain: DomainRef }> = {
   title: 'Define and start the domain',
   async run(ctx, _signal, report) {
     const { note } = await domainType(ctx.machine);

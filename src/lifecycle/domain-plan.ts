@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { MachineConfig } from '../config/types.js';
-import type { PortMapping } from '../project/state.js';
+import type { MachineNic } from '../project/state.js';
 import { accessModeOf, machineShares } from '../sync/shares.js';
 import type { DiskSpec, DomainSpec, FilesystemSpec, InterfaceSpec, VolumeFormat, VolumeSpec } from '../libvirt/xml/index.js';
 import { machineVolumeNames } from '../project/names.js';
@@ -46,11 +46,6 @@ export function boxOverlayVolumes(resourceName: string, disks: readonly BoxDiskV
   }));
 }
 
-/** The management network a machine's first NIC joins: a libvirt network, or QEMU user-mode. */
-export type ManagementNic =
-  | { mode: 'nat'; network: string; mac: string }
-  | { mode: 'user'; mac: string; sshHostPort: number; hostAddress?: string; forwards?: readonly PortMapping[] };
-
 export interface DomainPlan {
   /** The libvirt domain name (see machineResourceName). */
   name: string;
@@ -58,7 +53,8 @@ export interface DomainPlan {
   projectDir: string;
   machine: MachineConfig;
   volumes: MachineVolumes;
-  nic: ManagementNic;
+  /** The NICs in order; the first is the management NIC. */
+  nics: readonly MachineNic[];
   /** A file on the libvirt host receiving the guest's serial console. */
   serialLog?: string;
   /** The stored box's name, for the domain's metadata (default: `box:` as written, which may be a path or a URL). */
@@ -115,11 +111,10 @@ function shares(plan: DomainPlan): FilesystemSpec[] {
   });
 }
 
-function managementInterface(plan: DomainPlan): InterfaceSpec {
-  const nic = plan.nic;
+function nicInterface(plan: DomainPlan, nic: MachineNic): InterfaceSpec {
   if (nic.mode === 'nat') return { type: 'network', network: nic.network, mac: nic.mac };
   const forwards = [
-    { hostPort: nic.sshHostPort, guestPort: plan.machine.ssh.port, hostAddress: nic.hostAddress ?? '127.0.0.1' },
+    { hostPort: nic.sshHostPort, guestPort: plan.machine.ssh.port, hostAddress: '127.0.0.1' },
     // The ports in effect (auto-corrected ones included), else as configured.
     ...(nic.forwards ?? plan.machine.forwarded_ports.map((p) => ({ host: p.host, guest: p.guest, hostIp: p.host_ip, protocol: p.protocol }))).map((p) => ({
       hostPort: p.host,
@@ -148,7 +143,7 @@ export function machineDomainSpec(plan: DomainPlan): DomainSpec {
       // The NoCloud seed: a read-only cdrom labelled cidata.
       { source: { kind: 'volume', pool: plan.volumes.pool, volume: plan.volumes.seed }, device: 'cdrom', ...seedDrive(m.boot.machine), format: 'raw' },
     ],
-    interfaces: [managementInterface(plan)],
+    interfaces: plan.nics.map((nic) => nicInterface(plan, nic)),
     filesystems: shares(plan),
     serial: plan.serialLog === undefined ? {} : { logFile: plan.serialLog },
     metadata: { projectPath: plan.projectDir, machine: m.name, box: plan.boxName ?? m.box.name },

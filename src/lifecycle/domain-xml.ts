@@ -4,7 +4,8 @@ import type { MachineConfig } from '../config/types.js';
 import { detectVirtualization } from '../hosts/virtualization.js';
 import { domainXml } from '../libvirt/xml/index.js';
 import { extraDiskVolumeNames, machineVolumeNames } from '../project/names.js';
-import { machineDomainSpec, type ManagementNic } from './domain-plan.js';
+import type { MachineNic } from '../project/state.js';
+import { machineDomainSpec } from './domain-plan.js';
 import type { UpBase } from './up-context.js';
 
 let hostVirtualization: ReturnType<typeof detectVirtualization> | undefined;
@@ -23,7 +24,7 @@ export async function domainType(machine: MachineConfig): Promise<{ type: 'kvm' 
  * the definition that replaces an existing domain's (reload).
  */
 export async function machineDomainXml(
-  ctx: Pick<UpBase, 'host' | 'project' | 'machine' | 'resourceName' | 'record'> & { nic: ManagementNic },
+  ctx: Pick<UpBase, 'host' | 'project' | 'machine' | 'resourceName' | 'record'> & { nics: readonly MachineNic[] },
   uuid?: string,
 ): Promise<string> {
   const { type } = await domainType(ctx.machine);
@@ -44,7 +45,7 @@ export async function machineDomainXml(
       // The overlays on the box's other disks, as recorded (in the box's order).
       boxDisks: ctx.record.volumes.filter((v) => v.role === 'box-disk').map((v) => v.name),
     },
-    nic: ctx.nic,
+    nics: ctx.nics,
     ...(log ? { serialLog: log } : {}),
   });
   const agent = ctx.host.agentSocketPath(ctx.resourceName);

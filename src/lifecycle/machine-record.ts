@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import type { MachineConfig } from '../config/types.js';
 import { DEFAULT_NETWORK } from '../net/network.js';
-import { newMachineState, type MachineState, type ProjectState } from '../project/state.js';
+import { newMachineState, type MachineNics, type MachineState, type ProjectState } from '../project/state.js';
 import { MACHINE_KEY_FILE } from '../access/login.js';
-import { machineMac, type ManagementNic } from './domain-plan.js';
+import { machineMac } from './domain-plan.js';
 
 /** The machine's record for a first `up`, or its existing one. */
 export async function machineRecord(state: ProjectState, machine: MachineConfig, uri: string): Promise<{ record: MachineState; isNew: boolean }> {
@@ -20,7 +20,7 @@ export async function machineRecord(state: ProjectState, machine: MachineConfig,
   };
 }
 
-/** The NIC recorded for a machine (state from before NICs were recorded: NAT on its configured network). */
-export function recordedNic(record: MachineState, machine: MachineConfig, resourceName: string): ManagementNic {
-  return record.nic ?? { mode: 'nat', network: machine.network.name ?? DEFAULT_NETWORK, mac: machineMac(resourceName) };
+/** The NICs recorded for a machine (state from before NICs were recorded: one, NAT on its configured network). */
+export function recordedNics(record: MachineState, machine: MachineConfig, resourceName: string): MachineNics {
+  return record.nics ?? [{ mode: 'nat', network: machine.network.name ?? DEFAULT_NETWORK, mac: machineMac(resourceName) }];
 }

@@ -12,18 +12,19 @@ import { save, sshPortOf, type Defined, type Reached } from './up-context.js';
 const waitForIp: Step<Defined, { ip: string }> = {
   title: 'Wait for an IP address',
   async run(ctx, signal, report) {
-    if (ctx.nic.mode === 'user') {
+    const nic = ctx.nics[0];
+    if (nic.mode === 'user') {
       await save(ctx, (r) => {
         r.ip = '127.0.0.1';
       });
-      report.title(`Address 127.0.0.1:${ctx.nic.sshHostPort} (forwarded)`);
+      report.title(`Address 127.0.0.1:${nic.sshHostPort} (forwarded)`);
       return { ip: '127.0.0.1' };
     }
     const leaseFiles = ctx.machine.network.lease_file ?? ctx.host.leaseDir;
     const found = await discoverIp({
       client: ctx.client,
       domain: ctx.domain,
-      mac: ctx.nic.mac,
+      mac: nic.mac,
       ...(ctx.network ? { network: ctx.network } : {}),
       ...(leaseFiles === undefined ? {} : { leaseFiles }),
       timeoutMs: ctx.machine.boot.timeout * 1000,
@@ -54,7 +55,7 @@ const waitForSshStep: Step<Defined & { ip: string }, { session: SshSession }> = 
     const connect = (offer: LoginKey[], timeoutMs: number): ReturnType<typeof waitForSsh> =>
       waitForSsh({
         host: ctx.ip,
-        port: sshPortOf(ctx.nic, ctx.machine),
+        port: sshPortOf(ctx.nics[0], ctx.machine),
         username: ctx.machine.ssh.username,
         privateKey: offer[0]!.privateKey,
         privateKeyLabel: offer[0]!.label,
@@ -91,7 +92,7 @@ const waitForSshStep: Step<Defined & { ip: string }, { session: SshSession }> = 
 
 const forwardPorts: Step<Defined & { ip: string }> = {
   title: 'Forward ports',
-  skip: (ctx) => ctx.record.nic?.mode !== 'nat' || (ctx.record.ports ?? []).length === 0,
+  skip: (ctx) => ctx.nics[0].mode !== 'nat' || (ctx.record.ports ?? []).length === 0,
   async run(ctx, signal, report) {
     const n = await startNatForwarder(ctx.state, ctx.record, ctx.ip, { guestNetns: ctx.host.guestNetns, signal });
     report.title(`Forwarded ${n} port${n === 1 ? '' : 's'} (${(ctx.record.ports ?? []).map((p) => `${p.host}→${p.guest}`).join(', ')})`);

@@ -10,7 +10,7 @@ import { currentDomain } from '../hosts/live-domain.js';
 import { requireRecord } from '../access/machine-ssh-config.js';
 import { machineDomainXml } from './domain-xml.js';
 import { ensureExtraDisks } from './machine-disks.js';
-import { recordedNic } from './machine-record.js';
+import { recordedNics } from './machine-record.js';
 import type { Reached } from './up-context.js';
 
 export interface ReloadOptions extends UpOptions {
@@ -37,7 +37,7 @@ function applyConfig(onChange: (change: string) => void): Step<Reloading> {
   return {
     title: 'Apply vmenv.yaml to the domain',
     async run(ctx) {
-      const nic = recordedNic(ctx.record, ctx.machine, ctx.resourceName);
+      const nics = recordedNics(ctx.record, ctx.machine, ctx.resourceName);
       const before = await ctx.client.domainGetXmlDesc(ctx.domain);
       const disks = await ensureExtraDisks(ctx);
       if (disks > 0) onChange(`${disks} new disk${disks === 1 ? '' : 's'}`);
@@ -45,7 +45,7 @@ function applyConfig(onChange: (change: string) => void): Step<Reloading> {
         await ctx.client.storageVolResize(ctx.growth.vol, ctx.growth.to);
         onChange(`disk ${gib(ctx.growth.from)} → ${gib(ctx.growth.to)} GiB`);
       }
-      await ctx.client.domainDefineXml(await machineDomainXml({ ...ctx, nic }, formatUuid(ctx.domain.uuid)));
+      await ctx.client.domainDefineXml(await machineDomainXml({ ...ctx, nics }, formatUuid(ctx.domain.uuid)));
       await ctx.client.domainSetAutostart(ctx.domain, ctx.machine.autostart);
 
       const after = await ctx.client.domainGetXmlDesc(ctx.domain);

@@ -14,8 +14,8 @@ import { say, save, type Defined, type Reached } from './up-context.js';
  * them and redefines the domain with them. Returns whether anything changed.
  */
 export async function refreshForwardedPorts(ctx: Defined): Promise<boolean> {
-  const nic = ctx.record.nic;
-  if (nic?.mode !== 'user') {
+  const nic = ctx.nics[0];
+  if (nic.mode !== 'user') {
     // A guest that shut down on its own left its forwarder running, on these very ports.
     await stopNatForwarder(ctx.state, ctx.record);
     const ports = await choosePorts(ctx.machine.forwarded_ports, { previous: ctx.record.ports ?? [], onCorrected: (m) => say(ctx, m) });
@@ -29,9 +29,9 @@ export async function refreshForwardedPorts(ctx: Defined): Promise<boolean> {
   }
   const ports = await choosePorts(ctx.machine.forwarded_ports, { previous: nic.forwards ?? [], onCorrected: (m) => say(ctx, m) });
   if (sshHostPort === nic.sshHostPort && JSON.stringify(ports) === JSON.stringify(nic.forwards ?? [])) return false;
-  ctx.nic = { mode: 'user', mac: nic.mac, sshHostPort, forwards: ports };
+  ctx.nics = [{ mode: 'user', mac: nic.mac, sshHostPort, forwards: ports }, ...ctx.nics.slice(1)];
   await save(ctx, (r) => {
-    r.nic = { mode: 'user', mac: nic.mac, sshHostPort, forwards: ports };
+    r.nics = ctx.nics;
     r.ports = ports;
   });
   await ctx.client.domainDefineXml(await machineDomainXml(ctx, formatUuid(ctx.domain.uuid)));

@@ -6,10 +6,9 @@ import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { LibvirtHost } from '../hosts/libvirt-host.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import type { DomainRef, NetworkRef } from '../libvirt/protocol/types.js';
-import type { MachineState, ProjectState } from '../project/state.js';
+import type { MachineNic, MachineNics, MachineState, ProjectState } from '../project/state.js';
 import type { SshSession } from '../ssh/index.js';
 import type { LoginKey } from '../access/login.js';
-import type { ManagementNic } from './domain-plan.js';
 
 /** What every step of `up` starts from. */
 export interface UpBase {
@@ -25,11 +24,12 @@ export interface UpBase {
   fallbackKeys: LoginKey[];
 }
 
-/** A machine whose domain exists, with the NIC it was defined with. */
+/** A machine whose domain exists, with the NICs it was defined with. */
 export interface Defined extends UpBase {
   domain: DomainRef;
-  nic: ManagementNic;
-  /** The libvirt network of a NAT machine. */
+  /** The first is the management NIC: the address SSH goes to is found on it. */
+  nics: MachineNics;
+  /** The libvirt network of a NAT management NIC. */
   network?: NetworkRef;
 }
 
@@ -51,6 +51,6 @@ export async function save(ctx: Pick<UpBase, 'record' | 'state'>, change: (r: Ma
 }
 
 /** Where SSH listens for this NIC: the forwarded port on 127.0.0.1 in user mode, ssh.port on the guest's address otherwise. */
-export function sshPortOf(nic: ManagementNic, machine: MachineConfig): number {
+export function sshPortOf(nic: MachineNic, machine: MachineConfig): number {
   return nic.mode === 'user' ? nic.sshHostPort : machine.ssh.port;
 }

@@ -10,7 +10,7 @@ import { currentDomain } from '../hosts/live-domain.js';
 import { fallbackLoginKeys } from '../access/login.js';
 import { runChain, type PipelineOptions } from '../pipeline/run.js';
 import { createSteps } from './create-steps.js';
-import { machineRecord, recordedNic } from './machine-record.js';
+import { machineRecord, recordedNics } from './machine-record.js';
 import { reachSteps } from './reach-steps.js';
 import { startSteps } from './start-steps.js';
 import type { Defined, Reached, UpBase } from './up-context.js';
@@ -45,9 +45,9 @@ export async function upMachine(h: MachineHandle, options: UpOptions = {}): Prom
   };
   const live = isNew ? undefined : await currentDomain(h.client, record);
   if (live) {
-    const nic = recordedNic(record, h.machine, base.resourceName);
-    const defined: Defined = { ...base, domain: live.domain, nic };
-    if (nic.mode === 'nat') defined.network = await h.client.networkLookupByName(nic.network);
+    const nics = recordedNics(record, h.machine, base.resourceName);
+    const defined: Defined = { ...base, domain: live.domain, nics };
+    if (nics[0].mode === 'nat') defined.network = await h.client.networkLookupByName(nics[0].network);
     return runChain(startSteps(live.state), defined, run);
   }
   if (!isNew && record.domain) {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { forwarderRunning, startForwarder, stopForwarder } from './forward/process.js';
-import type { MachineState, ProjectState } from '../project/state.js';
+import { managementNic, type MachineState, type ProjectState } from '../project/state.js';
 
 /**
  * The forwarded ports of a NAT machine are served by a process of vmenv's own (QEMU
@@ -13,7 +13,7 @@ export async function startNatForwarder(
   ip: string,
   options: { guestNetns?: string | undefined; signal?: AbortSignal },
 ): Promise<number> {
-  const ports = record.nic?.mode === 'nat' ? (record.ports ?? []) : [];
+  const ports = managementNic(record)?.mode === 'nat' ? (record.ports ?? []) : [];
   const spec = {
     mappings: ports.map((p) => ({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.host, guestIp: ip, guestPort: p.guest })),
     ...(options.guestNetns ? { netns: options.guestNetns } : {}),

@@ -30,6 +30,27 @@ export interface OwnedNetwork {
   created: boolean;
 }
 
+/** A NIC on a libvirt network: the NAT management network (and, later, networks of vmenv.yaml). */
+export interface NetworkNic {
+  mode: 'nat';
+  network: string;
+  mac: string;
+}
+
+/** QEMU user-mode networking: SSH (and forwarded_ports) on host ports of 127.0.0.1. */
+export interface UserNic {
+  mode: 'user';
+  mac: string;
+  sshHostPort: number;
+  /** The forwarded_ports in effect (after auto_correct). */
+  forwards?: PortMapping[];
+}
+
+export type MachineNic = NetworkNic | UserNic;
+
+/** A machine's NICs in the domain's order: the first is the management NIC, which SSH goes through. */
+export type MachineNics = [MachineNic, ...MachineNic[]];
+
 /** What vmenv knows of one machine of the project. Written atomically after every change. */
 export interface MachineState {
   version: typeof STATE_VERSION;
@@ -47,8 +68,8 @@ export interface MachineState {
    * it. `keyInserted`: when `up` replaced a Vagrant insecure key with the machine's key.
    */
   ssh: { username: string; privateKeyPath: string; keyInserted?: string };
-  /** The management NIC: a libvirt network, or user-mode networking with SSH forwarded. */
-  nic?: { mode: 'nat'; network: string; mac: string } | { mode: 'user'; mac: string; sshHostPort: number; forwards?: PortMapping[] };
+  /** Its NICs, once chosen; the first is the management NIC. */
+  nics?: MachineNics;
   /** The forwarded ports in effect (after auto_correct). */
   ports?: PortMapping[];
   /** The process serving the forwarded ports of a NAT machine. */
@@ -59,6 +80,17 @@ export interface MachineState {
   provisioned: boolean;
   createdAt: string;
   updatedAt: string;
+}
+
+/** State written before a machine could have several NICs held its one NIC as `nic`. */
+function fromOneNic(state: MachineState & { nic?: MachineNic }): MachineState {
+  const { nic, ...rest } = state;
+  return nic && !rest.nics ? { ...rest, nics: [nic] } : rest;
+}
+
+/** The NIC SSH goes through (undefined before the network step of the first `up`). */
+export function managementNic(record: Pick<MachineState, 'nics'>): MachineNic | undefined {
+  return record.nics?.[0];
 }
 
 /** Paths of a project's state. */
@@ -100,7 +132,7 @@ export class ProjectState {
         hint: 'Use the vmenv that created the machine, or destroy it with that vmenv first.',
       });
     }
-    return state as MachineState;
+    return fromOneNic(state as MachineState & { nic?: MachineNic });
   }
 
   async write(state: MachineState): Promise<void> {

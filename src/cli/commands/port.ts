@@ -1,4 +1,4 @@
-import type { PortMapping } from '../../project/state.js';
+import { managementNic, type PortMapping } from '../../project/state.js';
 import { BaseCommand } from '../base-command.js';
 import { cwdFlag, machinesArg } from '../machine-flags.js';
 import { machineNames, projectMachines } from '../../services/project.js';
@@ -31,7 +31,8 @@ export default class Port extends BaseCommand {
     for (const m of machines) {
       const record = await state.read(m.name);
       const ports: PortRow[] = [];
-      if (record?.nic?.mode === 'user') ports.push({ guest: m.ssh.port, host: record.nic.sshHostPort, hostIp: '127.0.0.1', protocol: 'tcp', source: 'ssh' });
+      const nic = record && managementNic(record);
+      if (nic?.mode === 'user') ports.push({ guest: m.ssh.port, host: nic.sshHostPort, hostIp: '127.0.0.1', protocol: 'tcp', source: 'ssh' });
       for (const p of record?.ports ?? []) ports.push({ ...p, source: 'forwarded_ports' });
       result.push({ machine: m.name, created: record?.domain !== undefined, ports });
     }

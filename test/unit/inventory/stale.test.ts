@@ -207,7 +207,7 @@ describe('readLiveness', () => {
     const live = join(root, 'live');
     mkdirSync(live, { recursive: true });
     writeFileSync(join(live, 'vmenv.yaml'), 'box: tiny\n');
-    const state = newMachineState({ machine: 'web', uri: 'qemu:///system', pool: 'default', ssh: { username: 'u', privateKeyPath: '/k' }, nic: { mode: 'nat', network: 'vmenv-net', mac: '52:54:00:00:00:01' } });
+    const state = newMachineState({ machine: 'web', uri: 'qemu:///system', pool: 'default', ssh: { username: 'u', privateKeyPath: '/k' }, nics: [{ mode: 'nat', network: 'vmenv-net', mac: '52:54:00:00:00:01' }] });
     state.volumes.push({ pool: 'default', name: 'live_web_22222222.qcow2', role: 'root' });
     await new ProjectState(live).write(state);
     const entry = (id: string, project: string, machine: string) => ({ id, project, machine, box: { name: 'tiny', version: '1' }, uri: 'qemu:///system', domain: `${id}_dom` });

@@ -5,7 +5,7 @@ import { domainXml, volumeXml } from '../../../src/libvirt/xml/index.js';
 import { extraDiskVolumeNames } from '../../../src/project/names.js';
 import { parseWithLibvirt, validateXml } from '../xml/helpers.js';
 
-function plan(yaml: string, nic: DomainPlan['nic'], boxDisks?: string[]): DomainPlan {
+function plan(yaml: string, nic: DomainPlan['nics'][number], boxDisks?: string[]): DomainPlan {
   const { config } = parseConfig(yaml, '/home/ann/shop/vmenv.yaml');
   const machine = config.machines[0]!;
   return {
@@ -20,7 +20,7 @@ function plan(yaml: string, nic: DomainPlan['nic'], boxDisks?: string[]): Domain
       extra: extraDiskVolumeNames('shop_web_0a1b2c3d', machine.disks),
       ...(boxDisks ? { boxDisks } : {}),
     },
-    nic,
+    nics: [nic],
     serialLog: '/var/log/libvirt/qemu/shop_web_0a1b2c3d-serial.log',
   };
 }
@@ -45,6 +45,15 @@ describe('machineDomainSpec', () => {
     ]);
     expect(spec.interfaces).toEqual([{ type: 'network', network: 'vmenv-net', mac: '52:54:00:aa:bb:cc' }]);
     expect(spec.metadata).toEqual({ projectPath: '/home/ann/shop', machine: 'default', box: 'tiny' });
+  });
+
+  it('gives the domain one interface per NIC, the management NIC first', () => {
+    const p = plan('box: tiny\n', { mode: 'nat', network: 'vmenv-net', mac: '52:54:00:aa:bb:cc' });
+    const spec = machineDomainSpec({ ...p, nics: [...p.nics, { mode: 'nat', network: 'backend', mac: '52:54:00:aa:bb:cd' }] });
+    expect(spec.interfaces).toEqual([
+      { type: 'network', network: 'vmenv-net', mac: '52:54:00:aa:bb:cc' },
+      { type: 'network', network: 'backend', mac: '52:54:00:aa:bb:cd' },
+    ]);
   });
 
   it('names extra disks per bus, after the root disk and the seed', () => {

@@ -74,6 +74,16 @@ describe('project state', () => {
     expect(await ps.read('web')).toBeUndefined();
   });
 
+  it("reads a state written with one NIC (`nic`) as a list of NICs", async () => {
+    const state = new ProjectState(join(root, 'one-nic'));
+    const old = { ...newMachineState({ machine: 'web', uri: 'qemu:///system', pool: 'default', ssh: { username: 'u', privateKeyPath: '/k' } }), nic: { mode: 'user', mac: '52:54:00:00:00:01', sshHostPort: 2222 } };
+    mkdirSync(state.machineDir('web'), { recursive: true });
+    writeFileSync(join(state.machineDir('web'), 'state.json'), JSON.stringify(old));
+    const read = await state.read('web');
+    expect(read?.nics).toEqual([{ mode: 'user', mac: '52:54:00:00:00:01', sshHostPort: 2222 }]);
+    expect(read).not.toHaveProperty('nic');
+  });
+
   it('explains a corrupt or foreign state file', async () => {
     mkdirSync(ps.machineDir('db'), { recursive: true });
     writeFileSync(join(ps.machineDir('db'), 'state.json'), '{ nope');

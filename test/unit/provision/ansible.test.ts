@@ -234,7 +234,7 @@ describe('AnsibleBatch', () => {
       });
       const user = await handle('db', '127.0.0.1');
       await user.state.update('db', (r) => {
-        r.nic = { mode: 'user', mac: '52:54:00:00:00:01', sshHostPort: 2201 };
+        r.nics = [{ mode: 'user', mac: '52:54:00:00:00:01', sshHostPort: 2201 }];
       });
       process.env['VMENV_GUEST_NETNS'] = 'vmenv-test';
       expect(await ansibleHostOf(user)).toMatchObject({ address: '127.0.0.1', port: 2201, proxyCommand: 'ip netns exec vmenv-test nc %h %p' });
