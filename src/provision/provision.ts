@@ -1,13 +1,10 @@
-import { isAbsolute, resolve } from 'node:path';
-import type { Provisioner, ShellProvisioner } from '../config/types.js';
-import { shQuote } from '../ssh/known-hosts.js';
+import type { Provisioner } from '../config/types.js';
 import type { SshSession } from '../ssh/index.js';
-import { ExitCode, UserError } from '../errors.js';
-import { provisionWithAnsible, type AnsibleBatch } from './ansible.js';
+import type { AnsibleBatch } from './ansible.js';
+import { runProvisioner } from './registry.js';
 import { limitsToAll } from './ansible-inventory.js';
 import type { MachineHandle } from '../hosts/handle.js';
 import { sshToMachine } from '../access/ssh-access.js';
-import { prefixer } from '../util/prefixer.js';
 import { syncFolders } from '../sync/sync.js';
 
 export interface ProvisionOptions {
@@ -29,30 +26,6 @@ export { AnsibleBatch, withAnsibleBatch } from './ansible.js';
 
 function provisionerLabel(p: Provisioner, i: number): string {
   return p.name ?? `${p.type} #${i + 1}`;
-}
-
-async function runShell(h: MachineHandle, session: SshSession, p: ShellProvisioner, label: string, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
-  let script = p.inline;
-  if (p.path !== undefined) {
-    const local = isAbsolute(p.path) ? p.path : resolve(h.project.dir, p.path);
-    script = await import('node:fs/promises').then((fs) => fs.readFile(local, 'utf8'));
-  }
-  const remote = `/tmp/vmenv-provision-${process.pid}-${Date.now().toString(36)}.sh`;
-  const env = Object.entries(p.env).map(([k, v]) => `export ${k}=${shQuote(v)}`).join('\n');
-  const upload = await session.exec(`cat > ${remote} && chmod 0755 ${remote}`, { stdin: `${script ?? ''}\n` });
-  if (upload.code !== 0) throw new UserError(`could not copy provisioner '${label}' into machine '${h.machine.name}'`);
-  const command = `${env ? `${env}\n` : ''}${p.privileged ? 'sudo -n -E ' : ''}${remote} ${p.args.map(shQuote).join(' ')}; s=$?; rm -f ${remote}; exit $s`;
-  const stdout = prefixer(`${h.machine.name}: `, out);
-  const stderr = prefixer(`${h.machine.name}: `, out);
-  const r = await session.exec(command, { onStdout: (c) => stdout.write(c), onStderr: (c) => stderr.write(c), ...(signal ? { signal } : {}) });
-  stdout.end();
-  stderr.end();
-  if (r.code !== 0) {
-    throw new UserError(`provisioner '${label}' failed in machine '${h.machine.name}' with exit code ${String(r.code ?? r.signal)}`, {
-      hint: 'Its output is above. Fix it, then run `vmenv provision`.',
-      exitCode: ExitCode.user,
-    });
-  }
 }
 
 /** Which provisioners this run executes, by vmenv's rules (first up, --provision, run: once|always|never, --provision-with). */
@@ -78,11 +51,7 @@ export async function runProvisioners(h: MachineHandle, session: SshSession, lis
       continue;
     }
     out.write(`${h.machine.name}: running provisioner '${label}' (${p.type})\n`);
-    if (p.type === 'shell') await runShell(h, session, p, label, out, options.signal);
-    else if (p.type === 'file') {
-      const source = isAbsolute(p.source) ? p.source : resolve(h.project.dir, p.source);
-      await session.upload(source, p.destination);
-    } else await provisionWithAnsible(h, p, label, out, options.signal);
+    await runProvisioner(p, { h, session, label, out, ...(options.signal ? { signal: options.signal } : {}) });
   }
 }
 
