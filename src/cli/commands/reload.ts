@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
+import { bringUpOptions, cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
 import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Reload extends BaseCommand {
@@ -27,9 +27,7 @@ export default class Reload extends BaseCommand {
     const { reloadProject } = await import('../../services/reload.js');
     await reloadProject(project, machines, {
       signal: this.signal,
-      parallel: flags.parallel,
-      provision: flags.provision,
-      only: flags['provision-with'],
+      ...bringUpOptions(flags),
       force: flags.force,
       onChange: (machine, change) => this.log(`${machine}: ${change}`),
     });

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
+import { bringUpOptions, cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
 import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Up extends BaseCommand {
@@ -34,9 +34,7 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
     const { upProject } = await import('../../services/up.js');
     await upProject(project, machines, {
       signal: this.signal,
-      parallel: flags.parallel,
-      provision: flags.provision,
-      only: flags['provision-with'],
+      ...bringUpOptions(flags),
       keepOnError: !flags['destroy-on-error'],
     });
   }
