@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import type { BringUpOptions } from '../services/bring-up-batch.js';
 
 /**
  * Arguments and flags shared by the machine commands. Machine commands take any
@@ -34,6 +35,11 @@ export const provisionFlags = {
     helpValue: '<name>',
   }),
 };
+
+/** What provisionFlags and parallelFlag ask of the services that bring machines up. */
+export function bringUpOptions(flags: { provision?: boolean | undefined; 'provision-with'?: string[] | undefined; parallel?: boolean | undefined }): Omit<BringUpOptions, 'signal'> {
+  return { parallel: flags.parallel, provision: flags.provision, only: flags['provision-with'] };
+}
 
 export const parallelFlag = {
   parallel: Flags.boolean({

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
 import { ExitCode, UserError } from '../../errors.js';
 import { cwdFlag, machinesArg, parallelFlag } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 import { confirm } from '../prompt.js';
 
 export default class Destroy extends BaseCommand {
@@ -37,17 +37,12 @@ export default class Destroy extends BaseCommand {
       const names = machines.map((m) => m.name).join(', ');
       if (!(await confirm(`Destroy ${names} and delete their disks? (y/N) `))) return;
     }
-    const { forEachMachine } = await import('../../services/batch.js');
-    const { destroyMachine } = await import('../../lifecycle/destroy.js');
-    // Only a graceful destroy talks to the guest (and so loads SSH).
-    const halt = flags.graceful ? (await import('../../lifecycle/halt.js')).haltMachine : undefined;
-    await withProjectLock(project, 'destroy', this.signal, () =>
-      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        // A machine not created (no domain) has nothing to halt: halt says so, and that is no failure here.
-        if (halt) await halt(h, { signal: this.signal }).catch(() => undefined);
-        await destroyMachine(h);
-        this.log(`${h.machine.name}: destroyed`);
-      }),
-    );
+    const { destroyProject } = await import('../../services/destroy.js');
+    await destroyProject(project, machines, {
+      signal: this.signal,
+      parallel: flags.parallel,
+      graceful: flags.graceful,
+      onDestroyed: (machine) => this.log(`${machine}: destroyed`),
+    });
   }
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
 import { cwdFlag, machinesArg, parallelFlag } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Halt extends BaseCommand {
   static override summary = 'Shut the machines down.';
@@ -29,14 +29,14 @@ export default class Halt extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Halt);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine } = await import('../../services/batch.js');
-    const { haltMachine } = await import('../../lifecycle/halt.js');
-    const chosen = flags.timeout === undefined ? machines : machines.map((m) => ({ ...m, shutdown: { ...m.shutdown, timeout: flags.timeout! } }));
-    await withProjectLock(project, 'halt', this.signal, () =>
-      forEachMachine(project, chosen, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        const how = await haltMachine(h, { force: flags.force, signal: this.signal, onNote: (n) => process.stderr.write(`${h.machine.name}: ${n}\n`) });
-        this.log(`${h.machine.name}: ${how === 'already off' ? 'already shut off' : how === 'graceful' ? 'shut down' : 'powered off'}`);
-      }),
-    );
+    const { haltProject } = await import('../../services/halt.js');
+    await haltProject(project, machines, {
+      signal: this.signal,
+      parallel: flags.parallel,
+      force: flags.force,
+      timeoutSeconds: flags.timeout,
+      onNote: (machine, note) => process.stderr.write(`${machine}: ${note}\n`),
+      onHalted: (machine, how) => this.log(`${machine}: ${how === 'already off' ? 'already shut off' : how === 'graceful' ? 'shut down' : 'powered off'}`),
+    });
   }
 }

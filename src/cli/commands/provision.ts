@@ -1,6 +1,6 @@
 import { BaseCommand } from '../base-command.js';
 import { cwdFlag, machinesArg, provisionFlags } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Provision extends BaseCommand {
   static override summary = 'Run the provisioners on running machines.';
@@ -21,17 +21,13 @@ export default class Provision extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Provision);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const [{ forEachMachine }, { withMachineSession }] = await Promise.all([import('../../services/batch.js'), import('../../access/ssh-access.js')]);
-    const { provisionMachine, withAnsibleBatch } = await import('../../provision/provision.js');
-    await withProjectLock(project, 'provision', this.signal, () =>
-      withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
-        forEachMachine(project, machines, { signal: this.signal }, (h) =>
-          withMachineSession(h, this.signal, async (session) => {
-            const ran = await provisionMachine(h, session, { signal: this.signal, provision: true, only: flags['provision-with'] ?? [], ansibleBatch });
-            if (ran === 0) this.log(`${h.machine.name}: no provisioner to run`);
-          }),
-        ),
-      ),
-    );
+    const { provisionProject } = await import('../../services/provision.js');
+    await provisionProject(project, machines, {
+      signal: this.signal,
+      only: flags['provision-with'],
+      onProvisioned: (machine, ran) => {
+        if (ran === 0) this.log(`${machine}: no provisioner to run`);
+      },
+    });
   }
 }

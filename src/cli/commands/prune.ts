@@ -1,6 +1,5 @@
 import { Flags } from '@oclif/core';
-import { projectCwd } from '../../config/load.js';
-import type { PruneResult } from '../../inventory/prune.js';
+import type { PruneResult } from '../../services/prune.js';
 import { BaseCommand } from '../base-command.js';
 import { ExitCode, UserError } from '../../errors.js';
 import { cwdFlag } from '../machine-flags.js';
@@ -37,43 +36,19 @@ Box volumes and the resources of projects that still exist are never touched. On
 
   async run(): Promise<PruneResult> {
     const { flags } = await this.parse(Prune);
-    const [{ checkTarget }, { closeLibvirt, reachLibvirt }, { detectStale }, { plannedPrune, prune, staleIndexEntries }] = await Promise.all([
-      import('../../services/doctor/target.js'),
-      import('../../services/doctor/libvirt-probe.js'),
-      import('../../inventory/stale.js'),
-      import('../../inventory/prune.js'),
-    ]);
-    const timeoutMs = flags.timeout * 1000;
-    const target = await checkTarget(projectCwd(flags.cwd), flags.uri);
-    const reached = await reachLibvirt({
-      timeoutMs,
-      ...(target.uri !== undefined ? { uri: target.uri } : {}),
-      ...(target.uriReason !== undefined ? { uriReason: target.uriReason } : {}),
-    });
-    if (reached.client === undefined || reached.target === undefined) {
-      const p = reached.probe;
-      throw new UserError(`cannot reach libvirt at ${p.uri}: ${p.error ?? 'unknown error'}`, {
-        ...(p.hint !== undefined ? { hint: p.hint } : {}),
-        exitCode: p.cause === 'bad-uri' ? ExitCode.usage : ExitCode.unavailable,
-      });
-    }
-    const client = reached.client;
-    try {
-      const projects = target.project === undefined ? [] : [{ dir: target.project.dir, machines: target.project.machines }];
-      const { inventory, stale } = await detectStale(client, { local: reached.target.transport === 'unix', projects });
-      const plannedIndex = await staleIndexEntries({ signal: this.signal, indexTimeoutMs: timeoutMs });
-      const count = stale.domains.length + stale.volumes.length + stale.networks.length + plannedIndex.length;
-
-      const planned = plannedPrune(stale, plannedIndex);
+    const { pruneCount, removedCount, withStaleResources } = await import('../../services/prune.js');
+    return withStaleResources({ cwd: flags.cwd, uri: flags.uri, timeoutMs: flags.timeout * 1000 }, async (found) => {
+      const planned = await found.plan(this.signal);
+      const count = pruneCount(planned);
       if (count === 0) {
-        if (!this.jsonEnabled()) this.log(`Nothing to prune on ${client.uri}.${this.keptNote(stale.kept)}`);
+        if (!this.jsonEnabled()) this.log(`Nothing to prune on ${found.uri}.${this.keptNote(planned.kept)}`);
         return { ...planned, dryRun: flags['dry-run'] };
       }
       if (flags['dry-run']) {
         if (!this.jsonEnabled()) {
-          this.log(`Would remove from ${client.uri}:`);
+          this.log(`Would remove from ${found.uri}:`);
           for (const line of this.lines(planned)) this.log(`  ${line}`);
-          this.log(`\nRun 'vmenv prune' to remove ${count === 1 ? 'it' : 'them'}.${this.keptNote(stale.kept)}`);
+          this.log(`\nRun 'vmenv prune' to remove ${count === 1 ? 'it' : 'them'}.${this.keptNote(planned.kept)}`);
         }
         return planned;
       }
@@ -84,23 +59,20 @@ Box volumes and the resources of projects that still exist are never touched. On
             exitCode: ExitCode.usage,
           });
         }
-        process.stderr.write(`Stale on ${client.uri}:\n${this.lines(planned).map((l) => `  ${l}\n`).join('')}`);
+        process.stderr.write(`Stale on ${found.uri}:\n${this.lines(planned).map((l) => `  ${l}\n`).join('')}`);
         if (!(await confirm(`Remove ${count === 1 ? 'it' : `these ${count}`}? (y/N) `))) {
           this.log('Nothing removed.');
           return { ...planned, dryRun: false };
         }
       }
-      const result = await prune(client, stale, { signal: this.signal, readAt: inventory.readAt, indexTimeoutMs: timeoutMs });
+      const result = await found.remove(this.signal);
       if (!this.jsonEnabled()) {
         for (const line of this.lines(result)) this.log(line);
-        const removed = [...result.domains, ...result.volumes, ...result.networks, ...result.index].filter((x) => x.removed).length;
-        this.log(`\nRemoved ${removed} of ${count} from ${client.uri}${result.failed > 0 ? `; ${result.failed} failed` : ''}.`);
+        this.log(`\nRemoved ${removedCount(result)} of ${count} from ${found.uri}${result.failed > 0 ? `; ${result.failed} failed` : ''}.`);
       }
       if (result.failed > 0) process.exitCode = ExitCode.user;
       return result;
-    } finally {
-      await closeLibvirt(client);
-    }
+    });
   }
 
   private keptNote(kept: readonly string[]): string {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { bringUpOptions, cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Reload extends BaseCommand {
   static override summary = 'Restart the machines, applying changes made to vmenv.yaml.';
@@ -24,19 +24,12 @@ export default class Reload extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Reload);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine } = await import('../../services/batch.js');
-    const { reloadMachine } = await import('../../lifecycle/reload.js');
-    const [{ bringUpAndProvision }, { withAnsibleBatch }] = await Promise.all([import('../../lifecycle/bring-up.js'), import('../../provision/provision.js')]);
-    await withProjectLock(project, 'reload', this.signal, () =>
-      withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
-        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, (h) =>
-          bringUpAndProvision(
-            h,
-            () => reloadMachine(h, { signal: this.signal, force: flags.force, onChange: (change) => this.log(`${h.machine.name}: ${change}`) }),
-            { signal: this.signal, provision: flags.provision, only: flags['provision-with'] ?? [], ansibleBatch },
-          ),
-        ),
-      ),
-    );
+    const { reloadProject } = await import('../../services/reload.js');
+    await reloadProject(project, machines, {
+      signal: this.signal,
+      ...bringUpOptions(flags),
+      force: flags.force,
+      onChange: (machine, change) => this.log(`${machine}: ${change}`),
+    });
   }
 }

@@ -1,6 +1,6 @@
 import { BaseCommand } from '../base-command.js';
 import { cwdFlag, machinesArg, parallelFlag } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Resume extends BaseCommand {
   static override summary = 'Continue suspended machines.';
@@ -18,12 +18,11 @@ export default class Resume extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Resume);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine } = await import('../../services/batch.js');
-    const { resumeMachine } = await import('../../lifecycle/suspend.js');
-    await withProjectLock(project, 'resume', this.signal, () =>
-      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        this.log(`${h.machine.name}: ${await resumeMachine(h, { signal: this.signal })}`);
-      }),
-    );
+    const { resumeProject } = await import('../../services/resume.js');
+    await resumeProject(project, machines, {
+      signal: this.signal,
+      parallel: flags.parallel,
+      onResumed: (machine, how) => this.log(`${machine}: ${how}`),
+    });
   }
 }

@@ -1,6 +1,6 @@
 import { BaseCommand } from '../base-command.js';
 import { cwdFlag, machinesArg } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Rsync extends BaseCommand {
   static override summary = 'Copy the synced folders into running machines again.';
@@ -18,15 +18,10 @@ export default class Rsync extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Rsync);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const [{ forEachMachine }, { withMachineSession }] = await Promise.all([import('../../services/batch.js'), import('../../access/ssh-access.js')]);
-    const { syncFolders } = await import('../../sync/sync.js');
-    await withProjectLock(project, 'rsync', this.signal, () =>
-      forEachMachine(project, machines, { signal: this.signal }, (h) =>
-        withMachineSession(h, this.signal, async (session) => {
-          const n = await syncFolders(h, session, this.signal);
-          this.log(`${h.machine.name}: ${n === 0 ? 'no rsync folder to sync' : `synced ${n} folder${n === 1 ? '' : 's'}`}`);
-        }),
-      ),
-    );
+    const { rsyncProject } = await import('../../services/rsync.js');
+    await rsyncProject(project, machines, {
+      signal: this.signal,
+      onSynced: (machine, n) => this.log(`${machine}: ${n === 0 ? 'no rsync folder to sync' : `synced ${n} folder${n === 1 ? '' : 's'}`}`),
+    });
   }
 }

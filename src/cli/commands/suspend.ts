@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import type { SuspendMode } from '../../config/types.js';
 import { BaseCommand } from '../base-command.js';
 import { cwdFlag, machinesArg, parallelFlag } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Suspend extends BaseCommand {
   static override summary = 'Pause the machines, keeping their memory.';
@@ -27,13 +27,12 @@ export default class Suspend extends BaseCommand {
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Suspend);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const { forEachMachine } = await import('../../services/batch.js');
-    const { suspendMachine } = await import('../../lifecycle/suspend.js');
-    await withProjectLock(project, 'suspend', this.signal, () =>
-      forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, async (h) => {
-        const how = await suspendMachine(h, (flags.mode as SuspendMode | undefined) ?? h.machine.suspend_mode);
-        this.log(`${h.machine.name}: ${how === 'saved' ? 'saved to disk' : how}`);
-      }),
-    );
+    const { suspendProject } = await import('../../services/suspend.js');
+    await suspendProject(project, machines, {
+      signal: this.signal,
+      parallel: flags.parallel,
+      mode: flags.mode as SuspendMode | undefined,
+      onSuspended: (machine, how) => this.log(`${machine}: ${how === 'saved' ? 'saved to disk' : how}`),
+    });
   }
 }

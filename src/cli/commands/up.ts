@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
-import { machineNames, projectMachines, withProjectLock } from '../../services/project.js';
+import { bringUpOptions, cwdFlag, machinesArg, parallelFlag, provisionFlags } from '../machine-flags.js';
+import { machineNames, projectMachines } from '../../services/project.js';
 
 export default class Up extends BaseCommand {
   static override summary = 'Create and start the machines described in vmenv.yaml.';
@@ -31,19 +31,11 @@ Every wait reports what it is waiting for; if one times out, vmenv shows the tai
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Up);
     const { project, machines } = await projectMachines(flags.cwd, machineNames(argv));
-    const [{ forEachMachine }, { upMachine }] = await Promise.all([import('../../services/batch.js'), import('../../lifecycle/up.js')]);
-    const [{ bringUpAndProvision }, { withAnsibleBatch }] = await Promise.all([import('../../lifecycle/bring-up.js'), import('../../provision/provision.js')]);
-    await withProjectLock(project, 'up', this.signal, () =>
-      withAnsibleBatch(project, { signal: this.signal }, (ansibleBatch) =>
-        forEachMachine(project, machines, { signal: this.signal, parallel: flags.parallel }, (h) =>
-          bringUpAndProvision(h, () => upMachine(h, { signal: this.signal, keepOnError: !flags['destroy-on-error'] }), {
-            signal: this.signal,
-            provision: flags.provision,
-            only: flags['provision-with'] ?? [],
-            ansibleBatch,
-          }),
-        ),
-      ),
-    );
+    const { upProject } = await import('../../services/up.js');
+    await upProject(project, machines, {
+      signal: this.signal,
+      ...bringUpOptions(flags),
+      keepOnError: !flags['destroy-on-error'],
+    });
   }
 }
