@@ -1,8 +1,8 @@
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
-import { haltMachine } from '../lifecycle/halt.js';
+import { haltMachine, type HaltOutcome } from '../lifecycle/halt.js';
 import { eachMachineLocked, type MachineResult } from './machine-batch.js';
 
-export type HaltOutcome = Awaited<ReturnType<typeof haltMachine>>;
+export type { HaltOutcome };
 
 export interface HaltProjectOptions {
   signal: AbortSignal;
