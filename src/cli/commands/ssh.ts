@@ -27,6 +27,9 @@ export default class Ssh extends BaseCommand {
   };
 
   async run(): Promise<void> {
+    // Loaded while the project is read: OpenSSH is what nearly every run starts.
+    const openSsh = import('../../access/openssh-run.js');
+    openSsh.catch(() => undefined);
     const { args, argv, flags } = await this.parse(Ssh);
     const extra = argv.slice(args.machine === undefined ? 0 : 1).filter((a): a is string => typeof a === 'string');
     const { project, machines } = await projectMachines(flags.cwd, args.machine === undefined ? [] : [args.machine]);
@@ -47,7 +50,7 @@ export default class Ssh extends BaseCommand {
       const record = await requireRecord(m);
       const whyNot = async (): Promise<UserError | undefined> => whyUnreachable(m, record, libvirt);
       if (!record.ip) throw (await whyNot()) ?? noAddress(m);
-      const code = await this.runOpenSsh(m, extra, flags, whyNot, () => writeMachineSshConfig(m, record));
+      const code = await this.runOpenSsh(m, extra, flags, whyNot, () => writeMachineSshConfig(m, record), openSsh);
       if (code !== 'missing') {
         process.exitCode = code;
         return;
@@ -68,11 +71,12 @@ export default class Ssh extends BaseCommand {
     flags: { plain: boolean; command?: string | undefined },
     whyNot: () => Promise<UserError | undefined>,
     writeConfig: () => Promise<{ path: string }>,
+    openSsh: Promise<typeof import('../../access/openssh-run.js')>,
   ): Promise<number | 'missing'> {
     const [{ path }, { ensureRuntimeDir }, { runOpenSsh }] = await Promise.all([
       writeConfig(),
       import('../../util/runtime-dir.js'),
-      import('../../access/openssh-run.js'),
+      openSsh,
     ]);
     const dir = flags.plain ? undefined : await ensureRuntimeDir();
     const socket = dir === undefined ? undefined : sharedSshSocket(m.state.machineDir(m.machine.name), dir);
