@@ -90,6 +90,7 @@ const storagePool: Step<UpBase, { pool: StoragePoolRef }> = {
   },
 };
 
+/** Adds every disk of the box in the pool, in the box's order: the first backs the root overlay. */
 const uploadBox: Step<UpBase & { box: StoredBox }, { boxVolumes: StorageVolRef[] }> = {
   title: 'Upload the box into the pool',
   async run(ctx, signal, report) {
@@ -107,7 +108,7 @@ const uploadBox: Step<UpBase & { box: StoredBox }, { boxVolumes: StorageVolRef[]
   },
 };
 
-/** Every disk of the box in the pool, in the box's order: the first backs the root overlay. */
+/** A qcow2 overlay on every disk of the box (the first is the root disk), then the `disks:` of vmenv.yaml. */
 const createDisks: Step<UpBase & { box: StoredBox; pool: StoragePoolRef; boxVolumes: StorageVolRef[] }> = {
   title: 'Create the machine disk',
   async run(ctx) {
