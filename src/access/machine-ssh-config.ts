@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { MachineConfig } from '../config/types.js';
-import { managementNic, type MachineState } from '../project/state.js';
+import { managementNic, type MachineNic, type MachineState } from '../project/state.js';
 import { renderSshConfigHost } from '../ssh/config.js';
 import { fileHostKeyStore, writePinnedKnownHosts, type PinnedKey } from '../ssh/host-key.js';
 import { writeFileAtomicIfChanged } from '../ssh/write-if-changed.js';
@@ -15,9 +15,8 @@ import type { MachineRef } from '../hosts/handle.js';
 import { machineStatus } from '../hosts/machine-status.js';
 import { LibvirtHost } from '../hosts/libvirt-host.js';
 
-/** Where SSH listens: the forwarded port on 127.0.0.1 in user mode, ssh.port on the guest's address otherwise. */
-export function sshPort(record: Pick<MachineState, 'nics'>, machine: Pick<MachineConfig, 'ssh'>): number {
-  const nic = managementNic(record);
+/** Where SSH listens for the management NIC: the forwarded port on 127.0.0.1 in user mode, ssh.port on the guest's address otherwise. */
+export function sshPort(nic: MachineNic | undefined, machine: Pick<MachineConfig, 'ssh'>): number {
   return nic?.mode === 'user' ? nic.sshHostPort : machine.ssh.port;
 }
 
@@ -56,7 +55,7 @@ export async function machineSshTarget(h: MachineRef, record?: MachineState): Pr
   return {
     name: h.machine.name,
     address: record.ip,
-    port: sshPort(record, h.machine),
+    port: sshPort(managementNic(record), h.machine),
     user: record.ssh.username,
     privateKeyFile: record.ssh.privateKeyPath,
     hostKey,

@@ -10,6 +10,7 @@ import { readPrivateKey } from '../ssh/keys.js';
 import { UserError } from '../errors.js';
 import type { MachineHandle, MachineRef } from '../hosts/handle.js';
 import { LibvirtHost } from '../hosts/libvirt-host.js';
+import { managementNic } from '../project/state.js';
 import { noAddress, requireRecord, sshPort, whyUnreachable } from './machine-ssh-config.js';
 
 export { requireRecord } from './machine-ssh-config.js';
@@ -52,7 +53,7 @@ export async function connectToMachine(m: MachineRef, options: ConnectToMachineO
   try {
     return await connectSsh({
       host: record.ip,
-      port: sshPort(record, m.machine),
+      port: sshPort(managementNic(record), m.machine),
       username: record.ssh.username,
       privateKey: await readPrivateKey(record.ssh.privateKeyPath),
       hostKey: fileHostKeyStore(join(m.state.machineDir(m.machine.name), 'host-key.json')),

@@ -13,7 +13,7 @@ import { netnsProxyCommand } from '../ssh/config.js';
 import { runtimeDirPath } from '../util/runtime-dir.js';
 
 /** The environment variable naming a network namespace from which guests are reached. */
-export const GUEST_NETNS_ENV = 'VMENV_GUEST_NETNS';
+const GUEST_NETNS_ENV = 'VMENV_GUEST_NETNS';
 
 /**
  * How a process on this machine reaches a guest's address: directly, or from inside the

@@ -7,7 +7,8 @@ import { registerMachine } from '../project/machine-index.js';
 import { ensureMachineKey, fileHostKeyStore, waitForSsh, type SshSession } from '../ssh/index.js';
 import { chain, type Chain, type Step } from '../pipeline/run.js';
 import { loginKeys, MACHINE_KEY_FILE, settleLogin, type LoginKey } from '../access/login.js';
-import { save, sshPortOf, type Defined, type Reached } from './up-context.js';
+import { sshPort } from '../access/machine-ssh-config.js';
+import { save, type Defined, type Reached } from './up-context.js';
 
 const waitForIp: Step<Defined, { ip: string }> = {
   title: 'Wait for an IP address',
@@ -55,7 +56,7 @@ const waitForSshStep: Step<Defined & { ip: string }, { session: SshSession }> = 
     const connect = (offer: LoginKey[], timeoutMs: number): ReturnType<typeof waitForSsh> =>
       waitForSsh({
         host: ctx.ip,
-        port: sshPortOf(ctx.nics[0], ctx.machine),
+        port: sshPort(ctx.nics[0], ctx.machine),
         username: ctx.machine.ssh.username,
         privateKey: offer[0]!.privateKey,
         privateKeyLabel: offer[0]!.label,

@@ -6,7 +6,7 @@ import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { LibvirtHost } from '../hosts/libvirt-host.js';
 import type { LibvirtClient } from '../libvirt/client.js';
 import type { DomainRef, NetworkRef } from '../libvirt/protocol/types.js';
-import type { MachineNic, MachineNics, MachineState, ProjectState } from '../project/state.js';
+import type { MachineNics, MachineState, ProjectState } from '../project/state.js';
 import type { SshSession } from '../ssh/index.js';
 import type { LoginKey } from '../access/login.js';
 
@@ -48,9 +48,4 @@ export function say(ctx: Pick<UpBase, 'machine'>, message: string): void {
 export async function save(ctx: Pick<UpBase, 'record' | 'state'>, change: (r: MachineState) => void): Promise<void> {
   change(ctx.record);
   await ctx.state.write(ctx.record);
-}
-
-/** Where SSH listens for this NIC: the forwarded port on 127.0.0.1 in user mode, ssh.port on the guest's address otherwise. */
-export function sshPortOf(nic: MachineNic, machine: MachineConfig): number {
-  return nic.mode === 'user' ? nic.sshHostPort : machine.ssh.port;
 }
