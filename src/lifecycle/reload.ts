@@ -1,9 +1,9 @@
 import { formatUuid, type DomainRef, type StorageVolRef } from '../libvirt/protocol/types.js';
-import { chain, runChain, type Chain, type Step } from '../pipeline/run.js';
+import { chain, type Chain, type Step } from '../pipeline/run.js';
 import { machineResourceName, machineVolumeNames } from '../project/names.js';
 import { UserError } from '../errors.js';
 import { haltSteps } from './halt.js';
-import type { Recorded } from './verb.js';
+import { runVerb, type Recorded } from './verb.js';
 import type { MachineHandle } from '../hosts/handle.js';
 import { upMachine, type UpOptions } from './up.js';
 import { currentDomain } from '../hosts/live-domain.js';
@@ -82,7 +82,7 @@ export async function reloadMachine(h: MachineHandle, options: ReloadOptions = {
   // Before anything changes: a disk_size that would shrink the disk is refused here.
   const growth = await rootDiskGrowth(h, resourceName);
   const ctx: Reloading = { ...h, record, domain: live.domain, resourceName, growth };
-  await runChain(reloadSteps(options), ctx, { renderer: 'silent', rollbackOnError: false, ...(options.signal ? { signal: options.signal } : {}) });
+  await runVerb(reloadSteps(options), ctx, options.signal);
   return upMachine(h, options);
 }
 

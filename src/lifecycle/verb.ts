@@ -13,7 +13,7 @@ export interface Recorded extends MachineHandle {
   record: MachineState;
 }
 
-export function runVerb<C>(steps: Chain<Recorded, C>, ctx: Recorded, signal?: AbortSignal): Promise<Recorded & C> {
+export function runVerb<S extends Recorded, C>(steps: Chain<S, C>, ctx: S, signal?: AbortSignal): Promise<S & C> {
   return runChain(steps, ctx, { renderer: 'silent', rollbackOnError: false, ...(signal ? { signal } : {}) });
 }
 

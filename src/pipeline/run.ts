@@ -1,10 +1,7 @@
-import { Listr, PRESET_TIMER, type ListrTask } from 'listr2';
-import { ProgressThrottle, rendersLive } from '../util/progress-throttle.js';
 import type { AnyStep, Chain, Step, StepReporter } from './step.js';
 
 export type { Chain, Step, StepReporter } from './step.js';
 export { chain } from './step.js';
-
 
 export type Renderer = 'default' | 'simple' | 'silent';
 
@@ -57,55 +54,39 @@ export async function runPipeline<C extends object>(steps: readonly Step<C>[], c
   await runSteps(steps as unknown as readonly AnyStep[], ctx, options);
 }
 
+/** Runs one step: what it adds joins the context; the runner is told it started and ended. */
+export type RunStep = (step: AnyStep, report: StepReporter) => Promise<void>;
+
+const quiet: StepReporter = { status: () => undefined, note: () => undefined, title: () => undefined };
+
 async function runSteps(steps: readonly AnyStep[], ctx: object, options: PipelineOptions): Promise<void> {
   const signal = options.signal ?? new AbortController().signal;
   const done: AnyStep[] = [];
   let started: AnyStep | undefined;
-  const tasks: ListrTask[] = steps.map((step) => ({
-    title: step.title,
-    skip: () => step.skip?.(ctx) ?? false,
-    task: async (_c, task) => {
-      signal.throwIfAborted();
-      const output = new ProgressThrottle(
-        (text) => {
-          task.output = text;
-        },
-        { throttle: !rendersLive(list) },
-      );
-      const report: StepReporter = {
-        status: (text) => output.progress(text),
-        note: (text) => output.note(text),
-        title: (text) => {
-          task.title = text;
-        },
-      };
-      // The step honours the signal itself; racing it would start the rollback while
-      // it may still be creating something that then would never be undone.
-      started = step;
-      const t0 = Date.now();
-      try {
-        const adds = await step.run(ctx, signal, report);
-        if (adds) Object.assign(ctx, adds);
-      } finally {
-        output.flush();
-        options.onStepEnd?.(step.title, Date.now() - t0);
-      }
-      done.push(step);
-      signal.throwIfAborted();
-    },
-  }));
-  const list = new Listr(tasks, {
-    concurrent: false,
-    exitOnError: true,
-    renderer: options.renderer ?? defaultRenderer(),
-    fallbackRenderer: 'simple',
-    rendererOptions: { timer: PRESET_TIMER, collapseSubtasks: false, ...(options.showErrors === false ? { showErrorMessage: false } : {}) },
-    fallbackRendererOptions: { timer: PRESET_TIMER },
-    // Ctrl-C is the caller's signal to handle; listr2 must not exit the process itself.
-    registerSignalListeners: false,
-  } as ConstructorParameters<typeof Listr>[1]);
+  const runStep: RunStep = async (step, report) => {
+    signal.throwIfAborted();
+    // The step honours the signal itself; racing it would start the rollback while
+    // it may still be creating something that then would never be undone.
+    started = step;
+    const t0 = Date.now();
+    try {
+      const adds = await step.run(ctx, signal, report);
+      if (adds) Object.assign(ctx, adds);
+    } finally {
+      options.onStepEnd?.(step.title, Date.now() - t0);
+    }
+    done.push(step);
+    signal.throwIfAborted();
+  };
   try {
-    await list.run();
+    const renderer = options.renderer ?? defaultRenderer();
+    if (renderer === 'silent') {
+      // Nothing is shown: the steps run without loading listr2 (halt, suspend, destroy print their own line).
+      for (const step of steps) if (!step.skip?.(ctx)) await runStep(step, quiet);
+    } else {
+      const { runAsListr } = await import('./listr-tasks.js');
+      await runAsListr(steps, ctx, runStep, { renderer, showErrors: options.showErrors !== false });
+    }
   } catch (err) {
     const cause = err instanceof Error ? err : new Error(String(err));
     // The step that was running: a skipped step has no place in `done`.

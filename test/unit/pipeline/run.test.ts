@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PipelineError, runPipeline, type Step } from '../../../src/pipeline/run.js';
 
 interface Ctx {
@@ -30,23 +30,31 @@ function step(name: string, opts: { fail?: boolean; rollbackFails?: boolean; ski
   };
 }
 
-describe('runPipeline', () => {
+// The same behaviour without a display (a plain loop) and with listr2's line renderer.
+describe.each(['silent', 'simple'] as const)('runPipeline (%s)', (renderer) => {
+  beforeEach(() => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
   it('runs every step in order and rolls nothing back on success', async () => {
     const ctx: Ctx = { log: [] };
-    await runPipeline([step('a'), step('b'), step('c')], ctx, { renderer: 'silent' });
+    await runPipeline([step('a'), step('b'), step('c')], ctx, { renderer });
     expect(ctx.log).toEqual(['run a', 'run b', 'run c']);
   });
 
   it('skips steps that say so', async () => {
     const ctx: Ctx = { log: [] };
-    await runPipeline([step('a'), step('b', { skip: true }), step('c')], ctx, { renderer: 'silent' });
+    await runPipeline([step('a'), step('b', { skip: true }), step('c')], ctx, { renderer });
     expect(ctx.log).toEqual(['run a', 'run c']);
   });
 
   it('rolls back the failed step, then the completed ones newest first, and throws the step error', async () => {
     const ctx: Ctx = { log: [] };
     const err = await runPipeline([step('volume'), step('seed', { noRollback: true }), step('domain'), step('ip', { fail: true })], ctx, {
-      renderer: 'silent',
+      renderer,
     }).catch((e: unknown) => e);
     expect((err as Error).message).toBe('ip failed');
     expect(ctx.log).toEqual(['run volume', 'run seed', 'run domain', 'rollback ip', 'rollback domain', 'rollback volume']);
@@ -56,7 +64,7 @@ describe('runPipeline', () => {
     const ctx: Ctx = { log: [] };
     const rolled: string[] = [];
     const err = await runPipeline([step('a'), step('b', { rollbackFails: true }), step('c', { fail: true })], ctx, {
-      renderer: 'silent',
+      renderer,
       onRollback: (t, e) => rolled.push(e ? `${t}: ${e.message}` : t),
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PipelineError);
@@ -70,14 +78,14 @@ describe('runPipeline', () => {
   it('names the failed step when an earlier one was skipped', async () => {
     const ctx: Ctx = { log: [] };
     const err = await runPipeline([step('a', { rollbackFails: true }), step('b', { skip: true }), step('c'), step('d', { fail: true })], ctx, {
-      renderer: 'silent',
+      renderer,
     }).catch((e: unknown) => e);
     expect((err as PipelineError).step).toBe('d');
   });
 
   it('leaves everything in place with rollbackOnError: false', async () => {
     const ctx: Ctx = { log: [] };
-    await expect(runPipeline([step('a'), step('b', { fail: true })], ctx, { renderer: 'silent', rollbackOnError: false })).rejects.toThrow(
+    await expect(runPipeline([step('a'), step('b', { fail: true })], ctx, { renderer, rollbackOnError: false })).rejects.toThrow(
       'b failed',
     );
     expect(ctx.log).toEqual(['run a']);
@@ -88,7 +96,7 @@ describe('runPipeline', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(new Error('interrupted')), 30);
     const err = await runPipeline([step('a'), step('slow', { slowMs: 2000 }), step('never')], ctx, {
-      renderer: 'silent',
+      renderer,
       signal: ac.signal,
     }).catch((e: unknown) => e);
     expect((err as Error).message).toBe('interrupted');
