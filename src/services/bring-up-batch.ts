@@ -2,7 +2,7 @@ import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { MachineHandle } from '../hosts/handle.js';
 import { bringUpAndProvision } from '../lifecycle/bring-up.js';
 import type { Reached } from '../lifecycle/up-context.js';
-import { eachMachineProvisioning } from './provisioning-batch.js';
+import { eachMachineProvisioning } from './machine-batch.js';
 
 export interface BringUpOptions {
   signal: AbortSignal;

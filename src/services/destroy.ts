@@ -11,15 +11,14 @@ export interface DestroyProjectOptions {
   onDestroyed?: ((machine: string) => void) | undefined;
 }
 
-/** `vmenv destroy`: removes each machine and what vmenv made for it. Returns the machines destroyed. */
-export async function destroyProject(project: ProjectConfig, machines: readonly MachineConfig[], options: DestroyProjectOptions): Promise<string[]> {
+/** `vmenv destroy`: removes each machine and what vmenv made for it. */
+export async function destroyProject(project: ProjectConfig, machines: readonly MachineConfig[], options: DestroyProjectOptions): Promise<void> {
   const { signal, onDestroyed } = options;
   // Only a graceful destroy talks to the guest (and so loads SSH).
   const halt = options.graceful === true ? (await import('../lifecycle/halt.js')).haltMachine : undefined;
-  const results = await eachMachineLocked(project, machines, 'destroy', { signal, parallel: options.parallel, onResult: onDestroyed }, async (h) => {
+  await eachMachineLocked(project, machines, 'destroy', { signal, parallel: options.parallel, onResult: onDestroyed }, async (h) => {
     // A machine not created (no domain) has nothing to halt: halt says so, and that is no failure here.
     if (halt) await halt(h, { signal }).catch(() => undefined);
     await destroyMachine(h);
   });
-  return results.map((r) => r.machine);
 }

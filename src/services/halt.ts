@@ -1,8 +1,7 @@
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { haltMachine, type HaltOutcome } from '../lifecycle/halt.js';
-import { eachMachineLocked, type MachineResult } from './machine-batch.js';
+import { eachMachineLocked } from './machine-batch.js';
 
-export type { HaltOutcome };
 
 export interface HaltProjectOptions {
   signal: AbortSignal;
@@ -18,7 +17,7 @@ export interface HaltProjectOptions {
 }
 
 /** `vmenv halt`: shuts each machine down, gracefully as shutdown.mode says or forced. */
-export function haltProject(project: ProjectConfig, machines: readonly MachineConfig[], options: HaltProjectOptions): Promise<MachineResult<HaltOutcome>[]> {
+export function haltProject(project: ProjectConfig, machines: readonly MachineConfig[], options: HaltProjectOptions): Promise<void> {
   const { signal, onNote, timeoutSeconds } = options;
   const chosen = timeoutSeconds === undefined ? machines : machines.map((m) => ({ ...m, shutdown: { ...m.shutdown, timeout: timeoutSeconds } }));
   return eachMachineLocked(project, chosen, 'halt', { signal, parallel: options.parallel, onResult: options.onHalted }, (h) =>

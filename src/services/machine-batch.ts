@@ -1,13 +1,8 @@
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import type { MachineHandle } from '../hosts/handle.js';
+import { withAnsibleBatch, type AnsibleBatch } from '../provision/provision.js';
 import { forEachMachine } from './batch.js';
 import { withProjectLock } from './project.js';
-
-/** What a verb did to one machine. */
-export interface MachineResult<T> {
-  machine: string;
-  result: T;
-}
 
 export interface MachineBatchOptions<T> {
   signal: AbortSignal;
@@ -17,29 +12,38 @@ export interface MachineBatchOptions<T> {
   onResult?: ((machine: string, result: T) => void) | undefined;
 }
 
-/** Runs `work` on each machine (see forEachMachine); returns the results in the order they came. */
-export async function eachMachine<T>(
-  project: ProjectConfig,
-  machines: readonly MachineConfig[],
-  options: MachineBatchOptions<T>,
-  work: (h: MachineHandle) => Promise<T>,
-): Promise<MachineResult<T>[]> {
-  const results: MachineResult<T>[] = [];
-  await forEachMachine(project, machines, { signal: options.signal, parallel: options.parallel }, async (h) => {
-    const result = await work(h);
-    results.push({ machine: h.machine.name, result });
-    options.onResult?.(h.machine.name, result);
-  });
-  return results;
-}
-
-/** eachMachine holding the project's lock for `purpose` (the verb, shown to a command that waits). */
+/** Runs `work` on each machine (see forEachMachine) holding the project's lock for `purpose` (the verb, shown to a command that waits). */
 export function eachMachineLocked<T>(
   project: ProjectConfig,
   machines: readonly MachineConfig[],
   purpose: string,
   options: MachineBatchOptions<T>,
   work: (h: MachineHandle) => Promise<T>,
-): Promise<MachineResult<T>[]> {
+): Promise<void> {
   return withProjectLock(project, purpose, options.signal, () => eachMachine(project, machines, options, work));
+}
+
+function eachMachine<T>(project: ProjectConfig, machines: readonly MachineConfig[], options: MachineBatchOptions<T>, work: (h: MachineHandle) => Promise<T>): Promise<void> {
+  const { signal, parallel, onResult } = options;
+  return forEachMachine(project, machines, { signal, parallel }, async (h) => {
+    onResult?.(h.machine.name, await work(h));
+  });
+}
+
+/**
+ * eachMachineLocked for verbs that run provisioners: the ansible provisioners with
+ * `limit: all` are collected across the machines and run once at the end.
+ */
+export function eachMachineProvisioning<T>(
+  project: ProjectConfig,
+  machines: readonly MachineConfig[],
+  purpose: string,
+  options: MachineBatchOptions<T>,
+  work: (h: MachineHandle, ansibleBatch: AnsibleBatch) => Promise<T>,
+): Promise<void> {
+  const { signal } = options;
+  // The lock is held until the batched ansible run at the end is done too.
+  return withProjectLock(project, purpose, signal, () =>
+    withAnsibleBatch(project, { signal }, (ansibleBatch) => eachMachine(project, machines, options, (h) => work(h, ansibleBatch))),
+  );
 }

@@ -1,8 +1,7 @@
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { withMachineSession } from '../access/ssh-access.js';
 import { provisionMachine } from '../provision/provision.js';
-import type { MachineResult } from './machine-batch.js';
-import { eachMachineProvisioning } from './provisioning-batch.js';
+import { eachMachineProvisioning } from './machine-batch.js';
 
 export interface ProvisionProjectOptions {
   signal: AbortSignal;
@@ -13,7 +12,7 @@ export interface ProvisionProjectOptions {
 }
 
 /** `vmenv provision`: runs the provisioners on each running machine, one machine after another. */
-export function provisionProject(project: ProjectConfig, machines: readonly MachineConfig[], options: ProvisionProjectOptions): Promise<MachineResult<number>[]> {
+export function provisionProject(project: ProjectConfig, machines: readonly MachineConfig[], options: ProvisionProjectOptions): Promise<void> {
   const { signal } = options;
   return eachMachineProvisioning(project, machines, 'provision', { signal, onResult: options.onProvisioned }, (h, ansibleBatch) =>
     withMachineSession(h, signal, (session) => provisionMachine(h, session, { signal, provision: true, only: options.only ?? [], ansibleBatch })),

@@ -1,6 +1,6 @@
 import type { MachineConfig, ProjectConfig } from '../config/types.js';
 import { resumeMachine } from '../lifecycle/suspend.js';
-import { eachMachineLocked, type MachineResult } from './machine-batch.js';
+import { eachMachineLocked } from './machine-batch.js';
 
 export type ResumeOutcome = Awaited<ReturnType<typeof resumeMachine>>;
 
@@ -12,7 +12,7 @@ export interface ResumeProjectOptions {
 }
 
 /** `vmenv resume`: continues each suspended machine and waits until SSH answers. */
-export function resumeProject(project: ProjectConfig, machines: readonly MachineConfig[], options: ResumeProjectOptions): Promise<MachineResult<ResumeOutcome>[]> {
+export function resumeProject(project: ProjectConfig, machines: readonly MachineConfig[], options: ResumeProjectOptions): Promise<void> {
   const { signal } = options;
   return eachMachineLocked(project, machines, 'resume', { signal, parallel: options.parallel, onResult: options.onResumed }, (h) => resumeMachine(h, { signal }));
 }

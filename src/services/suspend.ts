@@ -1,6 +1,6 @@
 import type { MachineConfig, ProjectConfig, SuspendMode } from '../config/types.js';
 import { suspendMachine, type SuspendOutcome } from '../lifecycle/suspend.js';
-import { eachMachineLocked, type MachineResult } from './machine-batch.js';
+import { eachMachineLocked } from './machine-batch.js';
 
 export interface SuspendProjectOptions {
   signal: AbortSignal;
@@ -12,7 +12,7 @@ export interface SuspendProjectOptions {
 }
 
 /** `vmenv suspend`: pauses each machine, or saves its memory to disk. */
-export function suspendProject(project: ProjectConfig, machines: readonly MachineConfig[], options: SuspendProjectOptions): Promise<MachineResult<SuspendOutcome>[]> {
+export function suspendProject(project: ProjectConfig, machines: readonly MachineConfig[], options: SuspendProjectOptions): Promise<void> {
   const { signal, mode } = options;
   return eachMachineLocked(project, machines, 'suspend', { signal, parallel: options.parallel, onResult: options.onSuspended }, (h) =>
     suspendMachine(h, mode ?? h.machine.suspend_mode),
