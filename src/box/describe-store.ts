@@ -4,6 +4,7 @@ import type { DiskFormat } from './format.js';
 import type { StoreOptions } from './store-paths.js';
 import { listBoxes, sizeOnDisk } from './stored-boxes.js';
 import { readUploads, type BoxUpload } from './upload-records.js';
+import { errorMessage } from '../util/format.js';
 
 export interface BoxListEntry {
   name: string;
@@ -26,9 +27,6 @@ export interface BoxListing {
   warning?: string;
 }
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 export async function describeStore(options: StoreOptions = {}): Promise<BoxListing> {
   const boxes = await listBoxes(options);
@@ -38,7 +36,7 @@ export async function describeStore(options: StoreOptions = {}): Promise<BoxList
     index = await readMachineIndex(options);
   } catch (err) {
     index = null;
-    warning = errText(err);
+    warning = errorMessage(err);
   }
   const entries: BoxListEntry[] = [];
   for (const b of boxes) {

@@ -11,6 +11,7 @@ import { withFileLock } from '../util/file-lock.js';
 import { boxDir, boxesDir, boxLockPath, escapeBoxName, tmpDir, tmpName, type BoxRef, type StoreOptions } from './store-paths.js';
 import { boxVersions, listBoxes } from './stored-boxes.js';
 import { forgetUploadsUnlocked, readUploads, type BoxUpload } from './upload-records.js';
+import { errorMessage } from '../util/format.js';
 
 /** The libvirt calls `box remove` makes (LibvirtClient has them all). */
 export interface BoxLibvirt {
@@ -78,9 +79,6 @@ class Connections {
   }
 }
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Running, or not provably stopped: any state but shut off / crashed. */
 async function runningMachines(machines: MachineIndexEntry[], conns: Connections): Promise<{ running: string[]; unknown: string[] }> {
@@ -99,7 +97,7 @@ async function runningMachines(machines: MachineIndexEntry[], conns: Connections
       const { state } = await client.domainGetState(dom);
       if (state !== DomainState.shutoff && state !== DomainState.crashed) running.push(`${describeMachine(m)}: ${domainStateName(state)}`);
     } catch (err) {
-      unknown.push(`${describeMachine(m)}: libvirt at ${m.uri} cannot be asked (${errText(err)})`);
+      unknown.push(`${describeMachine(m)}: libvirt at ${m.uri} cannot be asked (${errorMessage(err)})`);
     }
   }
   return { running, unknown };
@@ -195,7 +193,7 @@ export async function removeBox(name: string, options: RemoveBoxOptions = {}): P
               done.push(u);
             } catch (err) {
               if (signal?.aborted === true) throw signal.reason;
-              failed.push(`${u.pool}/${u.volume} at ${u.uri}: ${errText(err)}`);
+              failed.push(`${u.pool}/${u.volume} at ${u.uri}: ${errorMessage(err)}`);
             }
           }
           await forgetUploadsUnlocked(ref, done, options);

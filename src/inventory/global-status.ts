@@ -14,6 +14,7 @@ import type { LibvirtClient } from '../libvirt/index.js';
 import { pruneMachineIndex } from '../project/machine-index.js';
 import { ProjectState, type MachineState } from '../project/state.js';
 import { untilAborted } from '../util/until-aborted.js';
+import { errorMessage } from '../util/format.js';
 
 /** Why an index entry no longer points at a machine. */
 export type StaleReason = 'project folder is gone' | 'vmenv.yaml is gone' | 'machine state is gone' | 'domain is gone';
@@ -107,9 +108,6 @@ export async function localStaleReason(entry: Pick<MachineIndexEntry, 'project' 
 
 type Answer = { state: string } | { gone: true };
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Asks one libvirt for the domains of its entries, over one connection. */
 async function askLibvirt(uri: string, entries: readonly MachineIndexEntry[], opener: GlobalStatusOpener, signal: AbortSignal): Promise<Map<string, Answer>> {
@@ -134,7 +132,7 @@ async function askLibvirt(uri: string, entries: readonly MachineIndexEntry[], op
       } catch (err) {
         if (isNotFound(err)) answers.set(e.id, { gone: true });
         else if (signal.aborted) break;
-        else answers.set(e.id, { state: `unknown (${errText(err)})` });
+        else answers.set(e.id, { state: `unknown (${errorMessage(err)})` });
       }
     }
   } finally {

@@ -14,6 +14,7 @@ import { removeNetworkIfUnused } from '../net/network.js';
 import { parseVmenvMetadata, type StaleDomain, type StaleNetwork, type StaleResources, type StaleVolume } from './stale.js';
 import { sleep } from '../util/sleep.js';
 import { globalStatus, localStaleReason, type StaleReason } from './global-status.js';
+import { errorMessage } from '../util/format.js';
 
 /**
  * A network unused at the inventory is removed only once this long has passed since: an
@@ -56,9 +57,6 @@ export interface PruneResult {
   failed: number;
 }
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 async function removeDomain(client: LibvirtClient, d: StaleDomain): Promise<Outcome> {
   let dom;
@@ -116,7 +114,7 @@ async function attempt<T extends object>(item: T, work: () => Promise<Outcome>):
   try {
     return { ...item, ...(await work()) };
   } catch (err) {
-    return { ...item, removed: false, error: message(err) };
+    return { ...item, removed: false, error: errorMessage(err) };
   }
 }
 

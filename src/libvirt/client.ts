@@ -83,7 +83,7 @@ function invoke<K extends CallName, T>(
   map?: (ret: RetOf<K>) => T,
 ): Promise<T | RetOf<K>> {
   const { number, args: layout, ret } = callTable[name];
-  const write = layout.shape.kind === 'void' ? undefined : argsWriter(name, args);
+  const write = layout.shape.kind === 'void' ? undefined : (w: XdrWriter) => layout.write(w, args);
   const decode = ret.shape.kind === 'void' && map === undefined ? undefined : (r: XdrReader) => (map ? map(ret.read(r)) : ret.read(r));
   return rpc.call(number, write, decode);
 }
@@ -107,8 +107,9 @@ export class LibvirtClient {
       if (procedure !== Proc.DomainEventCallbackLifecycle) return;
       const { callbackId, msg } = messages.DomainEventCallbackLifecycle.msg.read(r);
       const listener = this.lifecycleListeners.get(callbackId);
+      if (!listener) return;
       const event = { domain: msg.dom, event: msg.event as DomainEventType, detail: msg.detail };
-      if (listener) runUserCallback(() => listener(event));
+      runUserCallback(() => listener(event));
     });
   }
 

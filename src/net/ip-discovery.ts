@@ -29,6 +29,7 @@ import type { DomainRef, NetworkRef } from '../libvirt/protocol/types.js';
 import { TimeoutError, UserError } from '../errors.js';
 import { normalizeIp, normalizeMac, parseIpv4, parseIpv6, type IpFamily } from '../util/ip.js';
 import { leaseFileLabel, lookupLeaseFiles } from './lease-files.js';
+import { errorMessage } from '../util/format.js';
 
 export type IpSource = 'lease-api' | 'domain-lease' | 'lease-file' | 'agent' | 'arp';
 
@@ -235,9 +236,6 @@ const LABELS: Record<IpSource, string> = {
 /** libvirt's VIR_ERR_ARGUMENT_UNSUPPORTED: e.g. "QEMU guest agent is not configured". */
 const ARGUMENT_UNSUPPORTED = 74;
 
-function describeError(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 async function probeLeaseApi(ctx: Context): Promise<Probe> {
   const label = LABELS['lease-api'];
@@ -489,10 +487,10 @@ export function discoverIp(opts: DiscoverIpOptions): Promise<DiscoveredIp> {
             const name = typeof opts.network === 'string' ? opts.network : (opts.network?.name ?? '');
             s.answers = [{ label, answer: `network ${name} not found` }];
           } else if (isUnsupported(err)) {
-            s.answers = [{ label, answer: `not supported here (${describeError(err)})` }];
+            s.answers = [{ label, answer: `not supported here (${errorMessage(err)})` }];
             s.stopped = true;
           } else {
-            s.answers = [{ label, answer: `error: ${describeError(err)}` }];
+            s.answers = [{ label, answer: `error: ${errorMessage(err)}` }];
           }
           notify({ round: thisRound, source: s.source, label, answer: s.answers[0]?.answer ?? '', elapsedMs: now() - started });
         },
