@@ -26,7 +26,9 @@ export function eachMachineLocked<T>(
 function eachMachine<T>(project: ProjectConfig, machines: readonly MachineConfig[], options: MachineBatchOptions<T>, work: (h: MachineHandle) => Promise<T>): Promise<void> {
   const { signal, parallel, onResult } = options;
   return forEachMachine(project, machines, { signal, parallel }, async (h) => {
-    onResult?.(h.machine.name, await work(h));
+    // Not `onResult?.(…, await work(h))`: without a listener that would skip the work itself.
+    const result = await work(h);
+    onResult?.(h.machine.name, result);
   });
 }
 
